@@ -1,0 +1,1 @@
+//! clusterdns: a Kubernetes cluster DNS server that reads CoreDNS Corefiles.
