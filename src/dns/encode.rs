@@ -1,0 +1,392 @@
+//! Encoding replies straight into a send buffer.
+//!
+//! One pass, no intermediate message: header, the question as the client spelled it, the
+//! records with name compression (RFC 1035 4.1.4), then the OPT record when the query had EDNS.
+//! Records that do not fit the client's limit are left out: TC is set when an answer or authority
+//! record is left out (RFC 2181 9), not for additional records, which are optional.
+
+use smallvec::SmallVec;
+
+use super::decode::{Edns, ErrorReply, Question, flags};
+use super::{Name, Opcode, RData, Rcode, Record, Request, Response};
+
+const OPT_LEN: usize = 11;
+
+/// What was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Encoded {
+    pub len: usize,
+    /// TC was set (by the plugin, or because records did not fit).
+    pub truncated: bool,
+}
+
+/// Encodes `resp` as the reply to `req` into `out`, which is cleared first.
+pub fn encode_response(out: &mut Vec<u8>, req: &Request, resp: &Response) -> Encoded {
+    let query = req.query();
+    let mut header_flags =
+        flags::QR | (query.flags & (0xf << 11 | flags::RD | flags::CD)) | resp.rcode.header_bits() as u16;
+    if resp.authoritative {
+        header_flags |= flags::AA;
+    }
+    if resp.recursion_available {
+        header_flags |= flags::RA;
+    }
+    if resp.authentic_data {
+        header_flags |= flags::AD;
+    }
+    let mut w = Writer::new(out, req.max_response_size());
+    w.header(query.id, header_flags);
+    w.question(&query.question);
+    let opt = query.edns.map(|e| opt_for(e, resp.rcode));
+    if opt.is_some() {
+        w.limit -= OPT_LEN;
+    }
+    let mut truncated = resp.truncated;
+    let (an, an_all) = w.records(&resp.answer);
+    let (ns, ns_all) = if an_all { w.records(&resp.authority) } else { (0, false) };
+    if !(an_all && ns_all) {
+        truncated = true;
+    }
+    let (ar, _) = if an_all && ns_all { w.records(&resp.additional) } else { (0, true) };
+    let mut ar = ar;
+    if let Some(opt) = opt {
+        w.limit += OPT_LEN;
+        w.opt(opt);
+        ar += 1;
+    }
+    w.set_counts(1, an, ns, ar);
+    if truncated {
+        w.buf[2] |= (flags::TC >> 8) as u8;
+    }
+    Encoded { len: w.buf.len(), truncated }
+}
+
+/// Encodes an error reply to a packet that could not be answered normally (FORMERR, NOTIMP,
+/// BADVERS). The question is echoed when it was readable.
+pub fn encode_error(out: &mut Vec<u8>, reply: &ErrorReply) -> Encoded {
+    let header_flags =
+        flags::QR | (reply.flags & (0xf << 11 | flags::RD | flags::CD)) | reply.rcode.header_bits() as u16;
+    // An error reply is a header, a question and an OPT record: it always fits in 512 bytes.
+    let mut w = Writer::new(out, 512);
+    w.header(reply.id, header_flags);
+    let mut qd = 0;
+    if let Some(q) = &reply.question {
+        w.question(q);
+        qd = 1;
+    }
+    let mut ar = 0;
+    // Only a QUERY gets an OPT back; RFC 6891 7 says a responder that does not understand
+    // the opcode need not echo one.
+    if let (Some(e), true) = (reply.edns, reply.opcode == Opcode::QUERY) {
+        w.opt(opt_for(e, reply.rcode));
+        ar = 1;
+    }
+    w.set_counts(qd, 0, 0, ar);
+    Encoded { len: w.buf.len(), truncated: false }
+}
+
+/// The reply's OPT fields: the client's payload size (at least 512) and DO bit mirrored, as
+/// CoreDNS does, version 0, and the high bits of an extended rcode.
+#[derive(Clone, Copy)]
+struct Opt {
+    udp_size: u16,
+    ext_rcode: u8,
+    dnssec_ok: bool,
+}
+
+fn opt_for(e: Edns, rcode: Rcode) -> Opt {
+    Opt { udp_size: e.udp_size.max(512), ext_rcode: rcode.extended_bits(), dnssec_ok: e.dnssec_ok }
+}
+
+struct Writer<'a> {
+    buf: &'a mut Vec<u8>,
+    limit: usize,
+    /// Names written so far that later names may point to: (offset, uncompressed suffix length).
+    names: SmallVec<[(u16, u16); 32]>,
+}
+
+impl<'a> Writer<'a> {
+    fn new(buf: &'a mut Vec<u8>, limit: usize) -> Self {
+        buf.clear();
+        Writer { buf, limit, names: SmallVec::new() }
+    }
+
+    fn header(&mut self, id: u16, header_flags: u16) {
+        self.buf.extend_from_slice(&id.to_be_bytes());
+        self.buf.extend_from_slice(&header_flags.to_be_bytes());
+        self.buf.extend_from_slice(&[0; 8]);
+    }
+
+    fn set_counts(&mut self, qd: u16, an: u16, ns: u16, ar: u16) {
+        for (i, c) in [qd, an, ns, ar].into_iter().enumerate() {
+            self.buf[4 + 2 * i..6 + 2 * i].copy_from_slice(&c.to_be_bytes());
+        }
+    }
+
+    fn question(&mut self, q: &Question) {
+        self.name(&q.name, true);
+        self.buf.extend_from_slice(&q.qtype.0.to_be_bytes());
+        self.buf.extend_from_slice(&q.qclass.0.to_be_bytes());
+    }
+
+    /// Writes as many of `records` as fit; returns how many, and whether that was all of them.
+    fn records(&mut self, records: &[Record]) -> (u16, bool) {
+        for (i, r) in records.iter().enumerate() {
+            let (mark, names) = (self.buf.len(), self.names.len());
+            self.record(r);
+            if self.buf.len() > self.limit || i >= u16::MAX as usize {
+                self.buf.truncate(mark);
+                self.names.truncate(names);
+                return (i as u16, false);
+            }
+        }
+        (records.len() as u16, true)
+    }
+
+    fn record(&mut self, r: &Record) {
+        self.name(&r.name, true);
+        self.buf.extend_from_slice(&r.rtype().0.to_be_bytes());
+        self.buf.extend_from_slice(&r.class.0.to_be_bytes());
+        self.buf.extend_from_slice(&r.ttl.to_be_bytes());
+        let rdlen_at = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        match &r.data {
+            RData::A(ip) => self.buf.extend_from_slice(&ip.octets()),
+            RData::Aaaa(ip) => self.buf.extend_from_slice(&ip.octets()),
+            RData::Cname(n) | RData::Ns(n) | RData::Ptr(n) => self.name(n, true),
+            RData::Mx { preference, exchange } => {
+                self.buf.extend_from_slice(&preference.to_be_bytes());
+                self.name(exchange, true);
+            }
+            RData::Srv { priority, weight, port, target } => {
+                for v in [priority, weight, port] {
+                    self.buf.extend_from_slice(&v.to_be_bytes());
+                }
+                self.name(target, false);
+            }
+            RData::Txt(strings) => {
+                for s in strings {
+                    // A character-string holds at most 255 bytes; longer text becomes several.
+                    for chunk in s.chunks(255) {
+                        self.buf.push(chunk.len() as u8);
+                        self.buf.extend_from_slice(chunk);
+                    }
+                    if s.is_empty() {
+                        self.buf.push(0);
+                    }
+                }
+            }
+            RData::Soa(soa) => {
+                self.name(&soa.mname, true);
+                self.name(&soa.rname, true);
+                for v in [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum] {
+                    self.buf.extend_from_slice(&v.to_be_bytes());
+                }
+            }
+            RData::Opaque { data, .. } => self.buf.extend_from_slice(data),
+        }
+        let rdlen = (self.buf.len() - rdlen_at - 2).min(u16::MAX as usize) as u16;
+        self.buf[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    }
+
+    fn opt(&mut self, opt: Opt) {
+        self.buf.push(0);
+        self.buf.extend_from_slice(&41u16.to_be_bytes());
+        self.buf.extend_from_slice(&opt.udp_size.to_be_bytes());
+        let do_bit = if opt.dnssec_ok { 0x80 } else { 0 };
+        self.buf.extend_from_slice(&[opt.ext_rcode, 0, do_bit, 0, 0, 0]);
+    }
+
+    /// Writes `name`, pointing to an earlier copy of its longest possible suffix when `compress`.
+    fn name(&mut self, name: &Name, compress: bool) {
+        let wire = name.as_wire();
+        let mut pos = 0;
+        loop {
+            let len = wire[pos] as usize;
+            if len == 0 {
+                self.buf.push(0);
+                return;
+            }
+            let suffix = &wire[pos..];
+            if compress {
+                if let Some(target) = self.find(suffix) {
+                    self.buf.extend_from_slice(&(0xc000 | target).to_be_bytes());
+                    return;
+                }
+                let at = self.buf.len();
+                if at < 0x4000 {
+                    self.names.push((at as u16, suffix.len() as u16));
+                }
+            }
+            self.buf.extend_from_slice(&wire[pos..pos + 1 + len]);
+            pos += 1 + len;
+        }
+    }
+
+    fn find(&self, suffix: &[u8]) -> Option<u16> {
+        self.names
+            .iter()
+            .find(|&&(at, len)| len as usize == suffix.len() && equal_at(self.buf, at as usize, suffix))
+            .map(|&(at, _)| at)
+    }
+}
+
+/// Whether the (possibly compressed) name at `at` in `buf` equals the uncompressed `name`,
+/// ignoring case. `buf` holds only names this writer wrote, whose pointers all go backwards.
+fn equal_at(buf: &[u8], mut at: usize, name: &[u8]) -> bool {
+    let mut i = 0;
+    loop {
+        let b = buf[at];
+        if b & 0xc0 == 0xc0 {
+            at = (((b & 0x3f) as usize) << 8) | buf[at + 1] as usize;
+            continue;
+        }
+        if name.get(i) != Some(&b) {
+            return false;
+        }
+        if b == 0 {
+            return true;
+        }
+        let len = b as usize;
+        if !buf[at + 1..at + 1 + len].eq_ignore_ascii_case(&name[i + 1..i + 1 + len]) {
+            return false;
+        }
+        at += 1 + len;
+        i += 1 + len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::RData as HRData;
+
+    use super::*;
+    use crate::dns::decode::decode_query;
+    use crate::dns::{Proto, RecordType};
+
+    fn request(wire: &[u8], proto: Proto) -> Request {
+        let q = decode_query(wire).unwrap();
+        let a = "127.0.0.1:1".parse().unwrap();
+        Request::new(q, a, a, proto, std::time::Instant::now())
+    }
+
+    fn query(name: &str, qtype: RecordType, opt: Option<(u16, u8, bool)>) -> Vec<u8> {
+        crate::dns::build_query(9, name, qtype, opt)
+    }
+
+    fn a(name: &str, ip: [u8; 4]) -> Record {
+        Record::new(Name::parse(name).unwrap(), 30, RData::A(Ipv4Addr::from(ip)))
+    }
+
+    #[test]
+    fn encodes_a_compressed_answer_hickory_can_read() {
+        let req = request(&query("Web.Example.org", RecordType::A, None), Proto::Udp);
+        let mut resp = Response::authoritative("test");
+        resp.answer.push(a("web.example.org", [10, 0, 0, 1]));
+        resp.answer.push(Record::new(
+            Name::parse("web.example.org").unwrap(),
+            30,
+            RData::Cname(Name::parse("x.example.org").unwrap()),
+        ));
+        let mut out = vec![];
+        let enc = encode_response(&mut out, &req, &resp);
+        assert!(!enc.truncated);
+        let msg = Message::from_vec(&out).unwrap();
+        assert_eq!(msg.id, 9);
+        assert!(msg.authoritative);
+        assert!(msg.recursion_desired);
+        assert_eq!(msg.queries[0].name().to_string(), "Web.Example.org.");
+        assert_eq!(msg.answers.len(), 2);
+        assert_eq!(msg.answers[0].data, HRData::A(Ipv4Addr::new(10, 0, 0, 1).into()));
+        // The owner is a pointer to the question: 12 + 17 (question name) + 4 + 2 (pointer) ...
+        assert_eq!(&out[33..35], &[0xc0, 12]);
+        // ... and the CNAME target reuses "example.org" from the question.
+        assert_eq!(&out[out.len() - 2..], &[0xc0, 16]);
+    }
+
+    #[test]
+    fn truncates_to_512_without_edns_and_sets_tc() {
+        let req = request(&query("big.example.org", RecordType::A, None), Proto::Udp);
+        let mut resp = Response::authoritative("test");
+        for i in 0..40u8 {
+            resp.answer.push(a("big.example.org", [10, 0, 0, i]));
+        }
+        let mut out = vec![];
+        let enc = encode_response(&mut out, &req, &resp);
+        assert!(enc.truncated);
+        assert!(out.len() <= 512);
+        let msg = Message::from_vec(&out).unwrap();
+        assert!(msg.truncation);
+        // 12 + 21 question, 16 bytes per compressed A record: 29 records fit.
+        assert_eq!(msg.answers.len(), 29);
+
+        // Over TCP it all fits.
+        let req = request(&query("big.example.org", RecordType::A, None), Proto::Tcp);
+        let enc = encode_response(&mut out, &req, &resp);
+        assert!(!enc.truncated);
+        assert_eq!(Message::from_vec(&out).unwrap().answers.len(), 40);
+    }
+
+    #[test]
+    fn edns_payload_size_is_honoured_and_opt_echoed() {
+        let req = request(&query("big.example.org", RecordType::A, Some((1232, 0, true))), Proto::Udp);
+        let mut resp = Response::authoritative("test");
+        for i in 0..100u8 {
+            resp.answer.push(a("big.example.org", [10, 0, 0, i]));
+        }
+        let mut out = vec![];
+        let enc = encode_response(&mut out, &req, &resp);
+        assert!(enc.truncated && out.len() <= 1232);
+        let msg = Message::from_vec(&out).unwrap();
+        let edns = msg.edns.expect("OPT echoed");
+        assert_eq!(edns.max_payload(), 1232);
+        assert!(edns.flags().dnssec_ok);
+        assert_eq!(msg.answers.len(), (1232 - 12 - 21 - 11) / 16);
+    }
+
+    #[test]
+    fn additional_records_that_do_not_fit_are_dropped_without_tc() {
+        let req = request(&query("x.example.org", RecordType::A, None), Proto::Udp);
+        let mut resp = Response::authoritative("test");
+        resp.answer.push(a("x.example.org", [1, 1, 1, 1]));
+        for i in 0..40u8 {
+            resp.additional.push(a("x.example.org", [10, 0, 0, i]));
+        }
+        let mut out = vec![];
+        let enc = encode_response(&mut out, &req, &resp);
+        assert!(!enc.truncated);
+        let msg = Message::from_vec(&out).unwrap();
+        assert_eq!(msg.answers.len(), 1);
+        assert!(!msg.additionals.is_empty() && msg.additionals.len() < 40);
+    }
+
+    #[test]
+    fn extended_rcode_goes_to_opt() {
+        let wire = query("a.example", RecordType::A, Some((4096, 1, false)));
+        let crate::dns::decode::Rejected::Reply(reply) = decode_query(&wire).unwrap_err() else {
+            panic!("expected a reply");
+        };
+        let mut out = vec![];
+        encode_error(&mut out, &reply);
+        let msg = Message::from_vec(&out).unwrap();
+        assert_eq!(u16::from(msg.response_code), 16);
+        assert_eq!(msg.edns.unwrap().version(), 0);
+    }
+
+    #[test]
+    fn srv_targets_are_not_compressed() {
+        let req = request(&query("_udp.example.org", RecordType::SRV, None), Proto::Udp);
+        let mut resp = Response::authoritative("test");
+        resp.answer.push(Record::new(
+            Name::parse("_udp.example.org").unwrap(),
+            0,
+            RData::Srv { priority: 0, weight: 0, port: 53, target: Name::parse("example.org").unwrap() },
+        ));
+        let mut out = vec![];
+        encode_response(&mut out, &req, &resp);
+        assert_eq!(&out[out.len() - 13..], b"\x07example\x03org\x00");
+    }
+}
