@@ -1,0 +1,170 @@
+//! Reading a directive's arguments and block with positions attached to every error.
+//!
+//! Plugins parse their directive through [`Args`], which cannot produce an error without a
+//! position: a missing argument is reported just after the last one, a surplus one at itself.
+
+use std::time::Duration;
+
+use super::error::{Error, Pos};
+use super::lexer::Token;
+use super::parse::{Block, Directive};
+
+/// A cursor over a directive's (or a block property's) arguments.
+pub struct Args<'a> {
+    plugin: &'static str,
+    dir: &'a Directive,
+    next: usize,
+}
+
+impl<'a> Args<'a> {
+    pub fn new(plugin: &'static str, dir: &'a Directive) -> Args<'a> {
+        Args { plugin, dir, next: 0 }
+    }
+
+    /// The directive (or property) name token.
+    pub fn name(&self) -> &'a Token {
+        &self.dir.name
+    }
+
+    pub fn next_arg(&mut self) -> Option<&'a Token> {
+        let t = self.dir.args.get(self.next)?;
+        self.next += 1;
+        Some(t)
+    }
+
+    pub fn peek(&self) -> Option<&'a Token> {
+        self.dir.args.get(self.next)
+    }
+
+    /// The next argument, or an error saying `what` was expected.
+    pub fn required(&mut self, what: &str) -> Result<&'a Token, Error> {
+        match self.next_arg() {
+            Some(t) => Ok(t),
+            None => Err(self.error_at(&self.dir.end_pos(), format!("{}: expected {what}", self.dir.name.text))),
+        }
+    }
+
+    /// All remaining arguments.
+    pub fn rest(&mut self) -> &'a [Token] {
+        let rest = &self.dir.args[self.next.min(self.dir.args.len())..];
+        self.next = self.dir.args.len();
+        rest
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.dir.args.len().saturating_sub(self.next)
+    }
+
+    /// Errors on the first argument not consumed.
+    pub fn finish(&self) -> Result<(), Error> {
+        match self.peek() {
+            Some(t) => Err(self.error(t, format!("unexpected argument '{}'", t.text))),
+            None => Ok(()),
+        }
+    }
+
+    /// The block's property lines, or an error if a block was given where none is accepted.
+    pub fn block(&self) -> &'a [Directive] {
+        self.dir.block.as_ref().map(|b| b.lines.as_slice()).unwrap_or(&[])
+    }
+
+    /// Errors if the directive has a block.
+    pub fn no_block(&self) -> Result<(), Error> {
+        match &self.dir.block {
+            Some(Block { open, .. }) => Err(self.error_at(open, format!("{}: takes no block", self.dir.name.text))),
+            None => Ok(()),
+        }
+    }
+
+    /// A cursor over one property line of the block.
+    pub fn property(&self, line: &'a Directive) -> Args<'a> {
+        Args::new(self.plugin, line)
+    }
+
+    /// `unknown property 'x'` at the property's name.
+    pub fn unknown_property(&self) -> Error {
+        self.error(&self.dir.name, format!("unknown property '{}'", self.dir.name.text))
+    }
+
+    pub fn error(&self, tok: &Token, message: impl Into<String>) -> Error {
+        Error::setup(self.plugin, &tok.pos, message)
+    }
+
+    pub fn error_at(&self, pos: &Pos, message: impl Into<String>) -> Error {
+        Error::setup(self.plugin, pos, message)
+    }
+
+    /// The next argument parsed as `T`.
+    pub fn parse<T: std::str::FromStr>(&mut self, what: &str) -> Result<T, Error> {
+        let t = self.required(what)?;
+        t.text.parse().map_err(|_| self.error(t, format!("expected {what}, got '{}'", t.text)))
+    }
+
+    /// The next argument as a Go duration (`30s`, `1m30s`, `500ms`).
+    pub fn duration(&mut self, what: &str) -> Result<Duration, Error> {
+        let t = self.required(what)?;
+        parse_duration(&t.text)
+            .ok_or_else(|| self.error(t, format!("expected {what} (a duration such as 30s), got '{}'", t.text)))
+    }
+}
+
+/// Errors at the second and later directives: "this plugin can only be used once per Server
+/// Block", as CoreDNS says.
+pub fn once<'a>(plugin: &'static str, dirs: &'a [Directive]) -> Result<&'a Directive, Error> {
+    if let Some(second) = dirs.get(1) {
+        return Err(Error::setup(plugin, &second.name.pos, "this plugin can only be used once per Server Block"));
+    }
+    Ok(dirs.first().expect("a plugin is parsed with at least one directive"))
+}
+
+/// Parses Go's duration syntax: a sequence of decimal numbers with units ns, us (or µs), ms, s,
+/// m, h, e.g. `1h30m`, `1.5s`, `300ms`. A bare `0` is zero. Negative durations are not accepted.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let value: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += value * scale;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "5", "s", "5x", "-5s", "5s5", "1..5s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}

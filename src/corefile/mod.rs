@@ -1,0 +1,14 @@
+//! The Corefile: CoreDNS's configuration format (corefile(5)), parsed into server blocks of
+//! directives. Every error names `file:line:column`.
+
+mod args;
+mod error;
+mod keys;
+mod lexer;
+mod parse;
+
+pub use args::{Args, once, parse_duration};
+pub use error::{Error, Errors, Pos};
+pub use keys::{ServerKey, Transport, parse_key, reverse_zones};
+pub use lexer::Token;
+pub use parse::{Block, Corefile, Directive, MAX_IMPORT_EXPANSIONS, ServerBlock, parse_file, parse_str};
