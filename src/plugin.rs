@@ -1,0 +1,276 @@
+//! The plugin contract.
+//!
+//! A server block's directives become a **chain** of plugins in the fixed order of
+//! [`registry::ORDER`] (CoreDNS's `plugin.cfg`), whatever order the Corefile lists them in. A
+//! query enters the chain at its first plugin; each plugin either answers it or hands it on with
+//! `next.run(req)`.
+//!
+//! # Answering
+//!
+//! A plugin **returns** its answer. It never writes to the client: the server encodes the one
+//! [`Response`] the chain returns, once, after the last plugin has finished. So a plugin that
+//! wraps the rest of the chain (`errors`, `log`, `prometheus`, `loadbalance`) sees exactly what
+//! will be sent and may change it, and there is no way to answer twice.
+//!
+//! * `Ok(response)` is an answer, whatever its rcode. NXDOMAIN, NODATA and REFUSED are answers.
+//! * `Err(ServeError)` means no answer could be made. The server turns it into a reply with
+//!   [`ServeError::rcode`] (SERVFAIL for nearly every kind), in one place, and the `errors` plugin
+//!   logs it.
+//!
+//! # Handing on
+//!
+//! [`Next`] is `Copy` and is passed by value: a plugin is built without knowing its position,
+//! and may run the rest of the chain more than once (autopath tries each search domain; a retrying
+//! plugin retries). At the end of the chain `next.run` returns a [`ErrorKind::NoNextPlugin`]
+//! error, as CoreDNS answers SERVFAIL when a plugin falls through to nothing.
+//!
+//! # Cost
+//!
+//! Authors write a plain `async fn serve`. The chain stores plugins as [`DynPlugin`] trait
+//! objects, which box each plugin's future: one small allocation per hop, measured in
+//! `benches/chain.rs`. The server polls the whole chain once on the thread that read the
+//! packet; a chain that completes without waiting (a cache hit, a zone lookup) never touches the
+//! async runtime's scheduler.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::dns::Rcode;
+pub use crate::dns::{Request, Response};
+
+pub mod registry;
+pub mod setup;
+
+/// One link of a server block's chain. See the [module documentation](self).
+pub trait Plugin: Send + Sync + 'static {
+    /// The directive name (`whoami`, `hosts`); also the `plugin` label of
+    /// `coredns_dns_responses_total` and the prefix of its errors.
+    fn name(&self) -> &'static str;
+
+    /// Answers `req`, or hands it on with `next.run(req).await`.
+    fn serve<'a>(
+        &'a self,
+        req: &'a mut Request,
+        next: Next<'a>,
+    ) -> impl Future<Output = Result<Response, ServeError>> + Send + 'a;
+}
+
+/// The boxed future of a plugin in a chain.
+pub type ServeFuture<'a> = Pin<Box<dyn Future<Output = Result<Response, ServeError>> + Send + 'a>>;
+
+/// The object-safe form of [`Plugin`], implemented for every plugin; the chain holds these.
+pub trait DynPlugin: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn serve_dyn<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> ServeFuture<'a>;
+}
+
+impl<P: Plugin> DynPlugin for P {
+    fn name(&self) -> &'static str {
+        Plugin::name(self)
+    }
+
+    fn serve_dyn<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> ServeFuture<'a> {
+        Box::pin(self.serve(req, next))
+    }
+}
+
+/// A server block's plugins in execution order.
+pub type Chain = Arc<[Arc<dyn DynPlugin>]>;
+
+/// The rest of the chain after the running plugin. See the [module documentation](self).
+#[derive(Clone, Copy)]
+pub struct Next<'a> {
+    rest: &'a [Arc<dyn DynPlugin>],
+    /// The plugin holding this `Next`, to name it when the chain ends.
+    caller: &'static str,
+}
+
+impl<'a> Next<'a> {
+    /// The whole of `chain`, for the server to start a query with.
+    pub fn chain(chain: &'a [Arc<dyn DynPlugin>]) -> Next<'a> {
+        Next { rest: chain, caller: "" }
+    }
+
+    /// Runs the rest of the chain on `req`.
+    pub fn run<'r>(self, req: &'r mut Request) -> ServeFuture<'r>
+    where
+        'a: 'r,
+    {
+        match self.rest.split_first() {
+            Some((plugin, rest)) => plugin.serve_dyn(req, Next { rest, caller: plugin.name() }),
+            None => {
+                let err = ServeError::new(self.caller, ErrorKind::NoNextPlugin, "no next plugin found");
+                Box::pin(std::future::ready(Err(err)))
+            }
+        }
+    }
+
+    /// True when no plugin follows.
+    pub fn is_end(&self) -> bool {
+        self.rest.is_empty()
+    }
+}
+
+/// What kind of failure kept a plugin from answering; decides the rcode the client gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The query is malformed in a way only this plugin could tell. FORMERR.
+    BadQuery,
+    /// The plugin will not answer this client or query. REFUSED.
+    Refused,
+    /// An upstream server or backend failed or timed out. SERVFAIL.
+    Upstream,
+    /// The plugin's data is not ready (e.g. before the first sync with the Kubernetes API).
+    /// SERVFAIL: never a false NXDOMAIN.
+    NotReady,
+    /// The chain ended without an answer. SERVFAIL.
+    NoNextPlugin,
+    /// A fault of ours: a bug, a panic, resource exhaustion. SERVFAIL, and worth a log line.
+    Internal,
+}
+
+/// Why a plugin could not answer. Displayed as CoreDNS does: `plugin/forward: no healthy upstreams`.
+#[derive(Debug)]
+pub struct ServeError {
+    plugin: &'static str,
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ServeError {
+    pub fn new(plugin: &'static str, kind: ErrorKind, message: impl Into<String>) -> ServeError {
+        ServeError { plugin, kind, message: message.into(), source: None }
+    }
+
+    /// An error caused by `source`, whose text follows the message.
+    pub fn with_source(
+        plugin: &'static str,
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> ServeError {
+        ServeError { plugin, kind, message: message.into(), source: Some(Box::new(source)) }
+    }
+
+    pub fn plugin(&self) -> &'static str {
+        self.plugin
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The rcode the client gets for this error: the one place errors become rcodes.
+    pub fn rcode(&self) -> Rcode {
+        match self.kind {
+            ErrorKind::BadQuery => Rcode::FORMERR,
+            ErrorKind::Refused => Rcode::REFUSED,
+            ErrorKind::Upstream | ErrorKind::NotReady | ErrorKind::NoNextPlugin | ErrorKind::Internal => {
+                Rcode::SERVFAIL
+            }
+        }
+    }
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.plugin.is_empty() {
+            f.write_str(&self.message)?;
+        } else {
+            write!(f, "plugin/{}: {}", self.plugin, self.message)?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Implemented by plugins that report readiness to the `ready` plugin (registered at setup with
+/// [`setup::SetupCtx::report_readiness`]).
+pub trait Readiness: Send + Sync + 'static {
+    /// True once the plugin can answer correctly (e.g. its data has synced).
+    fn ready(&self) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::RecordType;
+
+    struct Answer;
+    impl Plugin for Answer {
+        fn name(&self) -> &'static str {
+            "answer"
+        }
+        async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
+            Ok(Response::authoritative("answer"))
+        }
+    }
+
+    /// Counts how often it runs, then hands on.
+    struct Pass(std::sync::atomic::AtomicUsize);
+    impl Plugin for Pass {
+        fn name(&self) -> &'static str {
+            "pass"
+        }
+        async fn serve<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> Result<Response, ServeError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            next.run(req).await
+        }
+    }
+
+    /// Runs the rest of the chain twice, as autopath does.
+    struct Twice;
+    impl Plugin for Twice {
+        fn name(&self) -> &'static str {
+            "twice"
+        }
+        async fn serve<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> Result<Response, ServeError> {
+            let _ = next.run(req).await;
+            next.run(req).await
+        }
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn chain_runs_in_order_and_the_answer_comes_back() {
+        let pass = Arc::new(Pass(Default::default()));
+        let chain: Vec<Arc<dyn DynPlugin>> = vec![pass.clone(), Arc::new(Answer)];
+        let mut req = Request::synthetic("example.org.", RecordType::A);
+        let resp = block_on(Next::chain(&chain).run(&mut req)).unwrap();
+        assert_eq!(resp.plugin(), "answer");
+        assert_eq!(pass.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn falling_off_the_end_is_servfail_naming_the_last_plugin() {
+        let chain: Vec<Arc<dyn DynPlugin>> = vec![Arc::new(Pass(Default::default()))];
+        let mut req = Request::synthetic("example.org.", RecordType::A);
+        let err = block_on(Next::chain(&chain).run(&mut req)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NoNextPlugin);
+        assert_eq!(err.rcode(), Rcode::SERVFAIL);
+        assert_eq!(err.to_string(), "plugin/pass: no next plugin found");
+    }
+
+    #[test]
+    fn next_can_run_the_rest_twice() {
+        let pass = Arc::new(Pass(Default::default()));
+        let chain: Vec<Arc<dyn DynPlugin>> = vec![Arc::new(Twice), pass.clone(), Arc::new(Answer)];
+        let mut req = Request::synthetic("example.org.", RecordType::A);
+        assert!(block_on(Next::chain(&chain).run(&mut req)).is_ok());
+        assert_eq!(pass.0.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+}
