@@ -1,1 +1,105 @@
-fn main() {}
+//! The clusterdns command: CoreDNS's flags, then the server until a signal stops it.
+
+use std::process::ExitCode;
+
+use clusterdns::cli::{self, USAGE};
+use clusterdns::plugin::registry::ORDER;
+use clusterdns::server::{Options, Server, config};
+
+fn main() -> ExitCode {
+    let cli = match cli::parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.help {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if cli.version {
+        println!("clusterdns-{}", env!("CARGO_PKG_VERSION"));
+        println!("{}/{}, rust", std::env::consts::OS, std::env::consts::ARCH);
+        return ExitCode::SUCCESS;
+    }
+    if cli.plugins {
+        println!("Server types:\n  dns\n\nPlugins, in execution order:");
+        for p in ORDER {
+            println!("  dns.{}", p.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    if cli.validate {
+        return validate(&cli);
+    }
+
+    clusterdns::logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = Options { conf: cli.conf.clone(), dns_port: cli.dns_port, quiet: cli.quiet, udp_workers: None };
+    runtime.block_on(async {
+        let server = match Server::start(opts).await {
+            Ok(s) => s,
+            Err(e) => {
+                for line in e.to_string().lines() {
+                    eprintln!("{line}");
+                }
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(pidfile) = &cli.pidfile {
+            if let Err(e) = std::fs::write(pidfile, format!("{}\n", std::process::id())) {
+                eprintln!("cannot write pidfile {}: {e}", pidfile.display());
+                server.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        }
+        let result = server.run_until_signal().await;
+        if let Some(pidfile) = &cli.pidfile {
+            let _ = std::fs::remove_file(pidfile);
+        }
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cannot handle signals: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// `-validate`: parse the Corefile and every directive, bind nothing, report every error.
+fn validate(cli: &cli::Cli) -> ExitCode {
+    let path = cli.conf.clone().unwrap_or_else(|| "Corefile".into());
+    let parsed = match std::fs::read_to_string(&path) {
+        Ok(text) => clusterdns::corefile::parse_str(&path.display().to_string(), &text, &|k| std::env::var(k).ok()),
+        Err(e) => {
+            eprintln!("{}: cannot read: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = parsed.map_err(Into::into).and_then(|c| {
+        for w in &c.warnings {
+            eprintln!("warning: {w}");
+        }
+        config::plan(&c, cli.dns_port)
+    });
+    match result {
+        Ok(plan) => {
+            println!("{}: valid, {} server block(s)", path.display(), plan.blocks.len());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

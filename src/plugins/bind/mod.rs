@@ -1,0 +1,197 @@
+//! *bind*: the addresses a server block listens on.
+//!
+//! Not a link of the chain: the server reads [`BindConfig`] when it works out listen addresses.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::corefile::{Args, Directive, Error, Pos};
+use crate::plugin::DynPlugin;
+use crate::plugin::setup::{DynConfig, ParseCtx, PluginConfig, SetupCtx};
+
+pub const NAME: &str = "bind";
+
+/// An address to bind, or a network interface standing for all of its addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindTarget {
+    Addr(IpAddr),
+    Interface(String),
+}
+
+impl fmt::Display for BindTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindTarget::Addr(a) => write!(f, "{a}"),
+            BindTarget::Interface(i) => f.write_str(i),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct BindConfig {
+    targets: Vec<BindTarget>,
+    except: Vec<BindTarget>,
+    pos: Pos,
+}
+
+impl BindConfig {
+    /// The targets as written (interfaces not yet expanded).
+    pub fn targets(&self) -> impl Iterator<Item = &BindTarget> {
+        self.targets.iter()
+    }
+
+    /// The addresses to listen on: the targets with interfaces expanded to their addresses
+    /// (link-local IPv6 addresses, which need a scope to bind, are left out), minus `except`.
+    pub fn resolve(&self) -> Result<Vec<IpAddr>, Error> {
+        let ifaces = interface_addresses();
+        let expand = |t: &BindTarget| -> Result<Vec<IpAddr>, Error> {
+            match t {
+                BindTarget::Addr(a) => Ok(vec![*a]),
+                BindTarget::Interface(name) => {
+                    let addrs: Vec<IpAddr> = ifaces.iter().filter(|(n, _)| n == name).map(|(_, a)| *a).collect();
+                    if addrs.is_empty() {
+                        return Err(Error::setup(NAME, &self.pos, format!("interface '{name}' has no usable address")));
+                    }
+                    Ok(addrs)
+                }
+            }
+        };
+        let mut excluded = Vec::new();
+        for t in &self.except {
+            excluded.extend(expand(t)?);
+        }
+        let mut out: Vec<IpAddr> = Vec::new();
+        for t in &self.targets {
+            for a in expand(t)? {
+                if !excluded.contains(&a) && !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::setup(NAME, &self.pos, "every address is excluded: nothing to listen on"));
+        }
+        Ok(out)
+    }
+}
+
+pub fn parse(dirs: &[Directive], _ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfig>, Error> {
+    let mut cfg = BindConfig { targets: Vec::new(), except: Vec::new(), pos: dirs[0].name.pos.clone() };
+    for dir in dirs {
+        let mut args = Args::new(NAME, dir);
+        let first = args.required("an address or interface name")?;
+        cfg.targets.push(target(first));
+        for t in args.rest() {
+            cfg.targets.push(target(t));
+        }
+        for line in args.block() {
+            let mut prop = args.property(line);
+            match line.name.text.as_str() {
+                "except" => {
+                    prop.required("an address or interface name to exclude")?;
+                    cfg.except.extend(line.args.iter().map(target));
+                    prop.rest();
+                    prop.no_block()?;
+                }
+                _ => return Err(prop.unknown_property()),
+            }
+        }
+    }
+    Ok(Box::new(cfg))
+}
+
+/// An IP address (IPv6 may be bracketed), else an interface name.
+fn target(t: &crate::corefile::Token) -> BindTarget {
+    let text = t.text.trim_start_matches('[').trim_end_matches(']');
+    match text.parse::<IpAddr>() {
+        Ok(a) => BindTarget::Addr(a),
+        Err(_) => BindTarget::Interface(t.text.clone()),
+    }
+}
+
+impl PluginConfig for BindConfig {
+    fn build(&self, _ctx: &mut SetupCtx<'_>) -> Result<Option<Arc<dyn DynPlugin>>, Error> {
+        Ok(None)
+    }
+}
+
+/// (interface name, address) for every address of every interface.
+fn interface_addresses() -> Vec<(String, IpAddr)> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below; we only read it meanwhile.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+        // SAFETY: ifa_addr points at a sockaddr whose family tells its real type.
+        let addr = unsafe {
+            match (*ifa.ifa_addr).sa_family as i32 {
+                libc::AF_INET => {
+                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    Some(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()))
+                }
+                libc::AF_INET6 => {
+                    let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    Some(IpAddr::from(sin6.sin6_addr.s6_addr))
+                }
+                _ => None,
+            }
+        };
+        match addr {
+            Some(IpAddr::V6(v6)) if v6.segments()[0] & 0xffc0 == 0xfe80 => {}
+            Some(a) => out.push((name, a)),
+            None => {}
+        }
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corefile::parse_str;
+
+    fn bind(text: &str) -> Result<BindConfig, Error> {
+        let c = parse_str("Corefile", text, &|_| None).unwrap();
+        let dirs = &c.blocks[0].directives;
+        parse(dirs, &ParseCtx { zones: &[] }).map(|b| b.as_any().downcast_ref::<BindConfig>().unwrap().clone_for_test())
+    }
+
+    impl BindConfig {
+        fn clone_for_test(&self) -> BindConfig {
+            BindConfig { targets: self.targets.clone(), except: self.except.clone(), pos: self.pos.clone() }
+        }
+    }
+
+    #[test]
+    fn addresses_interfaces_and_exceptions() {
+        let b = bind(". {\n bind 127.0.0.1 ::1\n bind lo {\n  except ::1\n }\n}").unwrap();
+        assert_eq!(b.targets().map(|t| t.to_string()).collect::<Vec<_>>(), ["127.0.0.1", "::1", "lo"]);
+        let addrs = b.resolve().unwrap();
+        assert!(addrs.contains(&"127.0.0.1".parse().unwrap()));
+        assert!(!addrs.contains(&"::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn errors_name_their_position() {
+        let e = bind(". {\n bind\n}").unwrap_err();
+        assert_eq!(e.to_string(), "Corefile:2:6: bind: bind: expected an address or interface name");
+        let e = bind(". {\n bind 127.0.0.1 {\n  only 1.2.3.4\n }\n}").unwrap_err();
+        assert_eq!(e.to_string(), "Corefile:3:3: bind: unknown property 'only'");
+        let e = bind(". {\n bind nosuchiface0\n}").unwrap().resolve().unwrap_err();
+        assert_eq!(e.to_string(), "Corefile:2:2: bind: interface 'nosuchiface0' has no usable address");
+    }
+}

@@ -1,0 +1,207 @@
+//! From a parsed Corefile to a plan of server blocks: keys, zones, ports and typed plugin
+//! configs in execution order. Pure: no sockets, no files beyond what parsing read. This is what
+//! `clusterdns -validate` runs, and what a reload checks before building anything.
+
+use std::collections::HashMap;
+
+use crate::corefile::{Corefile, Error, Errors, Pos, ServerKey, Transport, parse_key};
+use crate::dns::Name;
+use crate::plugin::registry::{self, COREDNS_DIRECTIVES, PluginEntry};
+use crate::plugin::setup::{DynConfig, ParseCtx};
+use crate::plugins::bind::BindConfig;
+
+/// A whole configuration, checked.
+#[derive(Debug)]
+pub struct Plan {
+    pub blocks: Vec<BlockPlan>,
+    pub warnings: Vec<String>,
+}
+
+/// One server block, checked.
+#[derive(Debug)]
+pub struct BlockPlan {
+    /// The first key's position.
+    pub pos: Pos,
+    /// The keys with their ports resolved (`-dns.port` for keys without one).
+    pub keys: Vec<PlannedKey>,
+    /// All zones of the block, unique, in key order; [`Route::zone`](crate::dns::Route) indexes it.
+    pub zones: Vec<Name>,
+    /// The plugins in execution order.
+    pub plugins: Vec<PlannedPlugin>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedKey {
+    pub transport: Transport,
+    pub zones: Vec<Name>,
+    pub port: u16,
+}
+
+#[derive(Debug)]
+pub struct PlannedPlugin {
+    pub entry: &'static PluginEntry,
+    pub config: Box<dyn DynConfig>,
+    pub pos: Pos,
+}
+
+impl BlockPlan {
+    /// The block's `bind` configuration, if it has one.
+    pub fn bind(&self) -> Option<&BindConfig> {
+        self.plugins.iter().find_map(|p| p.config.as_any().downcast_ref::<BindConfig>())
+    }
+
+    pub fn plugin_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.plugins.iter().map(|p| p.entry.name)
+    }
+}
+
+/// CoreDNS's configuration when there is no Corefile: whoami and log for every name.
+pub fn default_corefile(port: u16) -> String {
+    format!(".:{port} {{\n    whoami\n    log\n}}\n")
+}
+
+/// Checks `corefile` and plans its blocks; every error found is returned, each with its position.
+pub fn plan(corefile: &Corefile, default_port: u16) -> Result<Plan, Errors> {
+    let mut errors = Vec::new();
+    let mut blocks = Vec::new();
+    for block in &corefile.blocks {
+        let mut keys = Vec::new();
+        for k in &block.keys {
+            match parse_key(k) {
+                Ok(ServerKey { transport, zones, port }) => {
+                    keys.push((k, PlannedKey { transport, zones, port: port.unwrap_or(default_port) }))
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut zones: Vec<Name> = Vec::new();
+        for (_, k) in &keys {
+            for z in &k.zones {
+                if !zones.contains(z) {
+                    zones.push(z.clone());
+                }
+            }
+        }
+
+        // Group directive lines by plugin, keeping file order within each.
+        let mut by_plugin: Vec<(usize, &'static PluginEntry, Vec<crate::corefile::Directive>)> = Vec::new();
+        for d in &block.directives {
+            let name = d.name.text.as_str();
+            match registry::lookup(name) {
+                Some((order, entry)) => match by_plugin.iter_mut().find(|(o, _, _)| *o == order) {
+                    Some((_, _, lines)) => lines.push(d.clone()),
+                    None => by_plugin.push((order, entry, vec![d.clone()])),
+                },
+                None if COREDNS_DIRECTIVES.contains(&name) => errors.push(Error::syntax(
+                    &d.name.pos,
+                    format!(
+                        "directive '{name}' is a CoreDNS plugin that clusterdns does not have (see clusterdns -plugins)"
+                    ),
+                )),
+                None => errors.push(Error::syntax(&d.name.pos, format!("unknown directive '{name}'"))),
+            }
+        }
+        by_plugin.sort_by_key(|(order, _, _)| *order);
+        let ctx = ParseCtx { zones: &zones };
+        let mut plugins = Vec::new();
+        for (_, entry, lines) in by_plugin {
+            match (entry.parse)(&lines, &ctx) {
+                Ok(config) => plugins.push(PlannedPlugin { entry, config, pos: lines[0].name.pos.clone() }),
+                Err(e) => errors.push(e),
+            }
+        }
+        let pos = block.keys[0].pos.clone();
+        blocks.push((BlockPlan { pos, keys: keys.iter().map(|(_, k)| k.clone()).collect(), zones, plugins }, keys));
+    }
+
+    check_overlaps(&blocks, &mut errors);
+    if !errors.is_empty() {
+        return Err(Errors(errors));
+    }
+    Ok(Plan { blocks: blocks.into_iter().map(|(b, _)| b).collect(), warnings: corefile.warnings.clone() })
+}
+
+/// CoreDNS's zone overlap rule: a zone may be served once per (transport, port, bind address);
+/// a block without `bind` listens everywhere and so overlaps every bound one.
+fn check_overlaps(blocks: &[(BlockPlan, Vec<(&crate::corefile::Token, PlannedKey)>)], errors: &mut Vec<Error>) {
+    type Slot = (Transport, u16, Name);
+    let mut seen: HashMap<(Slot, Option<String>), Pos> = HashMap::new();
+    let mut unbound: HashMap<Slot, (Option<String>, Pos)> = HashMap::new();
+    for (block, keys) in blocks {
+        let binds: Vec<Option<String>> = match block.bind() {
+            Some(b) => b.targets().map(|t| Some(t.to_string())).collect(),
+            None => vec![None],
+        };
+        for (tok, key) in keys {
+            for zone in &key.zones {
+                for bind in &binds {
+                    let slot = (key.transport, key.port, zone.clone());
+                    let here = format!("{}://{zone}:{}", key.transport.scheme(), key.port);
+                    if let Some(first) = seen.get(&(slot.clone(), bind.clone())) {
+                        errors.push(Error::syntax(
+                            &tok.pos,
+                            format!("{here} is already served by the server block at {first}"),
+                        ));
+                        continue;
+                    }
+                    if let Some((other_bind, first)) = unbound.get(&slot) {
+                        if bind.is_none() || other_bind.is_none() {
+                            errors.push(Error::syntax(
+                                &tok.pos,
+                                format!("{here} overlaps the server block at {first}: a block without 'bind' listens on every address"),
+                            ));
+                            continue;
+                        }
+                    }
+                    seen.insert((slot.clone(), bind.clone()), tok.pos.clone());
+                    unbound.entry(slot).or_insert((bind.clone(), tok.pos.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corefile::parse_str;
+
+    fn plan_str(text: &str) -> Result<Plan, Errors> {
+        plan(&parse_str("Corefile", text, &|_| None).unwrap(), 53)
+    }
+
+    #[test]
+    fn plugins_run_in_registry_order_whatever_the_file_order() {
+        let p = plan_str(". {\n whoami\n bind 127.0.0.1\n}").unwrap();
+        let names: Vec<_> = p.blocks[0].plugin_names().collect();
+        assert_eq!(names, ["bind", "whoami"]);
+        assert_eq!(p.blocks[0].keys[0].port, 53);
+    }
+
+    #[test]
+    fn unknown_and_unshipped_directives() {
+        let e = plan_str(". {\n  bogus\n  cache 30\n}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Corefile:2:3: unknown directive 'bogus'\n\
+             Corefile:3:3: directive 'cache' is a CoreDNS plugin that clusterdns does not have (see clusterdns -plugins)"
+        );
+    }
+
+    #[test]
+    fn same_zone_and_port_twice_is_an_error() {
+        let e = plan_str("example.org {\n whoami\n}\nexample.org:53 {\n whoami\n}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Corefile:4:1: dns://example.org.:53 is already served by the server block at Corefile:1:1"
+        );
+        assert!(plan_str("example.org {\n whoami\n}\nexample.org:1053 {\n whoami\n}").is_ok());
+    }
+
+    #[test]
+    fn bound_blocks_may_share_a_zone_but_not_with_an_unbound_one() {
+        assert!(plan_str(". {\n bind 127.0.0.1\n whoami\n}\n. {\n bind 127.0.0.2\n whoami\n}").is_ok());
+        let e = plan_str(". {\n bind 127.0.0.1\n whoami\n}\n. {\n whoami\n}").unwrap_err();
+        assert!(e.to_string().starts_with("Corefile:5:1: dns://.:53 overlaps the server block at Corefile:1:1"), "{e}");
+    }
+}

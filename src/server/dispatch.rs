@@ -1,0 +1,340 @@
+//! From received bytes to the one reply: decode, route to a server block, run its chain, encode.
+//!
+//! Every query gets exactly one reply or none:
+//!
+//! * undecodable packets are dropped or answered FORMERR/NOTIMP/BADVERS ([`decode`](crate::dns::decode));
+//! * a class other than IN, or a name no block serves, is answered REFUSED and counted under the
+//!   zone `dropped`, as CoreDNS does;
+//! * otherwise the chain of the block whose zone is the longest suffix of the name runs, and its
+//!   response (or the rcode of its error) is encoded once.
+//!
+//! The chain is polled once right here, on the thread that read the packet. When it completes
+//! without waiting, which is the common case (zone data, cache hits), the reply is written into
+//! the caller's buffer with no task spawned and no allocation beyond the plugins' own. A chain
+//! that waits (a forwarded query) is returned as [`Handled::Pending`] for the caller to finish on
+//! the async runtime. A panic in a plugin becomes SERVFAIL and a `coredns_panics_total`
+//! increment; the server goes on.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use futures_util::FutureExt;
+
+use crate::dns::decode::{ErrorReply, Query, Rejected, decode_query};
+use crate::dns::encode::{encode_error, encode_response};
+use crate::dns::{Class, Name, Proto, Rcode, RecordType, Request, Response, Route};
+use crate::metrics::Counter;
+use crate::metrics::dns::{DROPPED_ZONE, DnsMetrics, Outcome, ZoneRecorder};
+use crate::plugin::setup::BlockInfo;
+use crate::plugin::{Chain, Next, ServeError};
+
+/// A server block as queries see it.
+pub struct BlockRt {
+    pub chain: Chain,
+    pub info: BlockInfo,
+}
+
+struct ZoneEntry {
+    zone: Name,
+    block: Arc<BlockRt>,
+    route: Route,
+}
+
+/// The zones served on one listen address, and where each goes.
+pub struct ZoneTable {
+    /// Longest zone first, the root zone last.
+    entries: Vec<ZoneEntry>,
+    dropped: ZoneRecorder,
+    panics: Arc<Counter>,
+    server: String,
+}
+
+/// How a query arrived.
+#[derive(Clone, Copy, Debug)]
+pub struct Meta {
+    pub client: SocketAddr,
+    pub local: SocketAddr,
+    pub proto: Proto,
+    pub received: Instant,
+}
+
+/// What became of one received message.
+pub enum Handled {
+    /// Nothing is sent.
+    Drop,
+    /// The reply is in the output buffer.
+    Reply,
+    /// The chain is waiting; finish it with [`Pending::finish`].
+    Pending(Box<Pending>),
+}
+
+type Finished = (Request, Result<Response, ServeError>);
+
+/// A query whose chain is waiting on I/O.
+pub struct Pending {
+    fut: Pin<Box<dyn Future<Output = Finished> + Send>>,
+    /// The query, for the SERVFAIL reply should the chain panic.
+    query: Query,
+    meta: Meta,
+    table: Arc<ZoneTable>,
+}
+
+impl Pending {
+    /// Runs the chain to completion and writes the reply into `out`.
+    pub async fn finish(self, out: &mut Vec<u8>) {
+        match AssertUnwindSafe(self.fut).catch_unwind().await {
+            Ok((req, result)) => encode_result(out, &req, result),
+            Err(_) => self.table.reply_to_panic(self.query, self.meta, out),
+        }
+    }
+}
+
+impl ZoneTable {
+    /// A table serving `entries` (zone, block, route) on the listener labelled `server`.
+    pub fn new(server: &str, metrics: &Arc<DnsMetrics>, entries: Vec<(Name, Arc<BlockRt>, Route)>) -> ZoneTable {
+        let mut entries: Vec<ZoneEntry> =
+            entries.into_iter().map(|(zone, block, route)| ZoneEntry { zone, block, route }).collect();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.zone.wire_len()));
+        ZoneTable {
+            entries,
+            dropped: ZoneRecorder::new(metrics.clone(), server, DROPPED_ZONE, vec![]),
+            panics: metrics.panics.with(&[]),
+            server: server.to_string(),
+        }
+    }
+
+    /// The zones served, longest first.
+    pub fn zones(&self) -> impl Iterator<Item = &Name> {
+        self.entries.iter().map(|e| &e.zone)
+    }
+
+    /// Handles one received message, writing any immediate reply into `out`.
+    pub fn handle(self: &Arc<Self>, bytes: &[u8], meta: Meta, out: &mut Vec<u8>) -> Handled {
+        let query = match decode_query(bytes) {
+            Ok(q) => q,
+            Err(Rejected::Drop) => return Handled::Drop,
+            Err(Rejected::Reply(reply)) => {
+                encode_error(out, &reply);
+                return Handled::Reply;
+            }
+        };
+        let mut req = Request::new(query, meta.client, meta.local, meta.proto, meta.received);
+        let Some(entry) = self.route(&req) else {
+            self.refuse(&req, out);
+            return Handled::Reply;
+        };
+        req.set_route(entry.route);
+        let block = entry.block.clone();
+        let mut fut: Pin<Box<dyn Future<Output = Finished> + Send>> = Box::pin(async move {
+            let result = Next::chain(&block.chain).run(&mut req).await;
+            (req, result)
+        });
+        let mut cx = Context::from_waker(Waker::noop());
+        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+            Ok(Poll::Ready((req, result))) => {
+                encode_result(out, &req, result);
+                Handled::Reply
+            }
+            Ok(Poll::Pending) => {
+                let query = decode_query(bytes).expect("decoded once already");
+                Handled::Pending(Box::new(Pending { fut, query, meta, table: self.clone() }))
+            }
+            Err(_) => {
+                let query = decode_query(bytes).expect("decoded once already");
+                self.reply_to_panic(query, meta, out);
+                Handled::Reply
+            }
+        }
+    }
+
+    /// The entry for the request's name: the longest zone it is in, except that a DS query goes
+    /// to the shallowest zone holding the name (the parent side of a delegation), as CoreDNS
+    /// routes it; the root zone catches the rest.
+    fn route(&self, req: &Request) -> Option<&ZoneEntry> {
+        if req.qclass() != Class::IN {
+            return None;
+        }
+        let name = req.qname();
+        let mut matches = self.entries.iter().filter(|e| name.is_subdomain_of(&e.zone));
+        if req.qtype() == RecordType::DS {
+            let all: Vec<&ZoneEntry> = matches.collect();
+            return all.iter().rev().find(|e| !e.zone.is_root()).or(all.last()).copied();
+        }
+        matches.next()
+    }
+
+    fn refuse(&self, req: &Request, out: &mut Vec<u8>) {
+        let resp = Response::with_rcode("", Rcode::REFUSED);
+        let size = resp.uncompressed_len(req);
+        encode_response(out, req, &resp);
+        self.dropped.record(req, &Outcome { rcode: Rcode::REFUSED, plugin: "", size });
+    }
+
+    fn reply_to_panic(&self, query: Query, meta: Meta, out: &mut Vec<u8>) {
+        self.panics.inc();
+        tracing::error!(server = %self.server, "recovered from a panic answering {} {}", query.question.name, query.question.qtype);
+        let reply = ErrorReply {
+            id: query.id,
+            opcode: crate::dns::Opcode::QUERY,
+            flags: query.flags,
+            rcode: Rcode::SERVFAIL,
+            question: Some(query.question),
+            edns: query.edns,
+        };
+        encode_error(out, &reply);
+        let _ = meta;
+    }
+}
+
+fn encode_result(out: &mut Vec<u8>, req: &Request, result: Result<Response, ServeError>) {
+    match result {
+        Ok(resp) => encode_response(out, req, &resp),
+        Err(e) => encode_response(out, req, &Response::with_rcode("", e.rcode())),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::build_query;
+    use crate::metrics::Registry;
+    use crate::plugin::{DynPlugin, Plugin};
+    use hickory_proto::op::{Message, ResponseCode};
+
+    struct Fixed(&'static str);
+    impl Plugin for Fixed {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        async fn serve<'a>(&'a self, req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
+            let mut resp = Response::authoritative(self.0);
+            let txt = crate::dns::RData::Txt(vec![self.0.as_bytes().into()]);
+            resp.answer.push(crate::dns::Record::new(req.qname().clone(), 0, txt));
+            Ok(resp)
+        }
+    }
+
+    struct Panics;
+    impl Plugin for Panics {
+        fn name(&self) -> &'static str {
+            "panics"
+        }
+        async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
+            panic!("boom")
+        }
+    }
+
+    /// Waits once before answering, like a forwarded query.
+    struct Waits;
+    impl Plugin for Waits {
+        fn name(&self) -> &'static str {
+            "waits"
+        }
+        async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
+            tokio::task::yield_now().await;
+            Ok(Response::authoritative("waits"))
+        }
+    }
+
+    fn block(zone: &str, plugin: Arc<dyn DynPlugin>) -> (Name, Arc<BlockRt>, Route) {
+        let zone = Name::parse(zone).unwrap();
+        let info = BlockInfo {
+            zones: vec![zone.clone()],
+            servers: vec!["dns://:53".into()],
+            pos: crate::corefile::Pos::new(&"Corefile".into(), 1, 1),
+        };
+        let chain: Chain = vec![plugin].into();
+        (zone, Arc::new(BlockRt { chain, info }), Route::default())
+    }
+
+    fn table(entries: Vec<(Name, Arc<BlockRt>, Route)>) -> (Arc<ZoneTable>, Arc<DnsMetrics>) {
+        let metrics = Arc::new(DnsMetrics::new(&Registry::new()));
+        (Arc::new(ZoneTable::new("dns://:53", &metrics, entries)), metrics)
+    }
+
+    fn meta() -> Meta {
+        let a: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        Meta { client: a, local: a, proto: Proto::Udp, received: Instant::now() }
+    }
+
+    fn ask(t: &Arc<ZoneTable>, name: &str, qtype: RecordType) -> Message {
+        let mut out = vec![];
+        match t.handle(&build_query(1, name, qtype, None), meta(), &mut out) {
+            Handled::Reply => Message::from_vec(&out).unwrap(),
+            _ => panic!("expected an immediate reply"),
+        }
+    }
+
+    /// The name of the block's plugin that answered (it puts its name in a TXT record).
+    fn answered_by(m: &Message) -> String {
+        match &m.answers[0].data {
+            hickory_proto::rr::RData::TXT(t) => t.to_string(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn longest_zone_wins_and_root_catches_the_rest() {
+        let (t, _) = table(vec![
+            block(".", Arc::new(Fixed("root"))),
+            block("example.org", Arc::new(Fixed("org"))),
+            block("a.example.org", Arc::new(Fixed("a"))),
+        ]);
+        assert_eq!(t.zones().map(|z| z.to_string()).collect::<Vec<_>>(), ["a.example.org.", "example.org.", "."]);
+        assert_eq!(answered_by(&ask(&t, "x.a.example.org", RecordType::A)), "a");
+        assert_eq!(answered_by(&ask(&t, "b.example.org", RecordType::A)), "org");
+        assert_eq!(answered_by(&ask(&t, "other.net", RecordType::A)), "root");
+        // DS goes to the parent side: the shallowest zone holding the name.
+        assert_eq!(answered_by(&ask(&t, "a.example.org", RecordType::DS)), "org");
+    }
+
+    #[test]
+    fn no_zone_is_refused_and_counted_as_dropped() {
+        let (t, metrics) = table(vec![block("example.org", Arc::new(Fixed("org")))]);
+        let m = ask(&t, "example.net", RecordType::A);
+        assert_eq!(m.response_code, ResponseCode::Refused);
+        assert_eq!(metrics.responses.with(&["dns://:53", "dropped", "", "REFUSED", ""]).get(), 1);
+    }
+
+    #[test]
+    fn panics_become_servfail_and_are_counted() {
+        let (t, metrics) = table(vec![block(".", Arc::new(Panics))]);
+        let m = ask(&t, "example.org", RecordType::A);
+        assert_eq!(m.response_code, ResponseCode::ServFail);
+        assert_eq!(m.queries[0].name().to_string(), "example.org.");
+        assert_eq!(metrics.panics.with(&[]).get(), 1);
+        // The table still answers.
+        assert_eq!(ask(&t, "example.org", RecordType::A).response_code, ResponseCode::ServFail);
+        assert_eq!(metrics.panics.with(&[]).get(), 2);
+    }
+
+    #[test]
+    fn waiting_chains_are_finished_on_the_runtime() {
+        let (t, _) = table(vec![block(".", Arc::new(Waits))]);
+        let mut out = vec![];
+        let Handled::Pending(p) = t.handle(&build_query(7, "a.b", RecordType::A, None), meta(), &mut out) else {
+            panic!("expected pending");
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(p.finish(&mut out));
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.id, 7);
+        assert!(m.authoritative);
+    }
+
+    #[test]
+    fn chaos_class_is_refused() {
+        let (t, _) = table(vec![block(".", Arc::new(Fixed("root")))]);
+        let mut q = build_query(1, "version.bind", RecordType::TXT, None);
+        let n = q.len();
+        q[n - 1] = 3;
+        let mut out = vec![];
+        assert!(matches!(t.handle(&q, meta(), &mut out), Handled::Reply));
+        assert_eq!(Message::from_vec(&out).unwrap().response_code, ResponseCode::Refused);
+    }
+}

@@ -1,0 +1,208 @@
+//! The HTTP endpoints of health, ready and prometheus.
+//!
+//! One listener per address, shared by every plugin and block that names it; its routes are
+//! swapped on reload like the DNS zone tables, so a listener whose address is unchanged keeps its
+//! socket through a reload.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// An HTTP listen address as the Corefile gives it (`:8080`, `localhost:9153`,
+/// `127.0.0.1:8181`, `[::1]:8080`): an empty host means every address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HttpAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HttpAddr {
+    /// Parses `host:port` as Go's `net.SplitHostPort` does (IPv6 hosts in brackets).
+    pub fn parse(s: &str) -> Option<HttpAddr> {
+        let (host, port) = s.rsplit_once(':')?;
+        let host = match host.strip_prefix('[') {
+            Some(h) => h.strip_suffix(']')?,
+            None if host.contains(':') => return None,
+            None => host,
+        };
+        Some(HttpAddr { host: host.to_string(), port: port.parse().ok()? })
+    }
+
+    /// The socket addresses to listen on.
+    fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        match self.host.as_str() {
+            "" => Ok(vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), self.port)]),
+            // Go listens on the loopback address for "localhost".
+            "localhost" => Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port)]),
+            h => (h, self.port).to_socket_addrs().map(|a| a.collect()),
+        }
+    }
+}
+
+impl fmt::Display for HttpAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A GET request as a handler sees it.
+pub struct HttpRequest<'a> {
+    pub path: &'a str,
+    pub accept: Option<&'a str>,
+}
+
+/// A handler's answer.
+pub struct HttpResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn text(status: u16, body: impl Into<Vec<u8>>) -> HttpResponse {
+        HttpResponse { status, content_type: "text/plain; charset=utf-8", body: body.into() }
+    }
+}
+
+/// Serves one path. Handlers answer synchronously: health, readiness and a metrics scrape are
+/// all computed in memory.
+pub trait HttpHandler: Send + Sync + 'static {
+    fn handle(&self, req: &HttpRequest<'_>) -> HttpResponse;
+}
+
+/// The routes of one address.
+pub type Routes = BTreeMap<&'static str, Arc<dyn HttpHandler>>;
+
+/// A bound HTTP listener; its routes can be replaced while it runs.
+pub struct HttpListener {
+    pub local: Vec<SocketAddr>,
+    routes: Arc<ArcSwap<Routes>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl HttpListener {
+    /// Binds `addr`, serving nothing until [`HttpListener::set_routes`].
+    pub async fn bind(addr: &HttpAddr) -> std::io::Result<HttpListener> {
+        let routes: Arc<ArcSwap<Routes>> = Arc::new(ArcSwap::from_pointee(Routes::new()));
+        let mut local = Vec::new();
+        let mut tasks = Vec::new();
+        for sa in addr.resolve()? {
+            let listener = bind_tcp(sa)?;
+            local.push(listener.local_addr()?);
+            tasks.push(tokio::spawn(serve(listener, routes.clone())));
+        }
+        Ok(HttpListener { local, routes, tasks })
+    }
+
+    pub fn set_routes(&self, routes: Routes) {
+        self.routes.store(Arc::new(routes));
+    }
+}
+
+impl Drop for HttpListener {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// A TCP listener on `sa`; the unspecified IPv6 address also accepts IPv4 where the system
+/// allows, and falls back to IPv4 where IPv6 is absent.
+fn bind_tcp(sa: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let make = |sa: SocketAddr| -> std::io::Result<Socket> {
+        let s = Socket::new(Domain::for_address(sa), Type::STREAM, Some(Protocol::TCP))?;
+        if sa.is_ipv6() {
+            s.set_only_v6(false)?;
+        }
+        s.set_reuse_address(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&sa.into())?;
+        s.listen(1024)?;
+        Ok(s)
+    };
+    let socket = match make(sa) {
+        Err(e) if sa.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && is_no_ipv6(&e) => {
+            make(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), sa.port()))?
+        }
+        other => other?,
+    };
+    TcpListener::from_std(socket.into())
+}
+
+pub(crate) fn is_no_ipv6(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(libc::EPROTONOSUPPORT))
+}
+
+async fn serve(listener: TcpListener, routes: Arc<ArcSwap<Routes>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let routes = routes.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: hyper::Request<Incoming>| {
+                let routes = routes.load();
+                let response = respond(&routes, &req);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let conn = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(5))
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
+        });
+    }
+}
+
+fn respond(routes: &Routes, req: &hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let path = req.uri().path();
+    let answer = match routes.get(path) {
+        Some(_) if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD => {
+            HttpResponse::text(405, "method not allowed\n")
+        }
+        Some(h) => {
+            let accept = req.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok());
+            h.handle(&HttpRequest { path, accept })
+        }
+        None => HttpResponse::text(404, "404 page not found\n"),
+    };
+    hyper::Response::builder()
+        .status(answer.status)
+        .header(hyper::header::CONTENT_TYPE, answer.content_type)
+        .body(Full::new(Bytes::from(answer.body)))
+        .expect("valid response parts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_go_style_addresses() {
+        assert_eq!(HttpAddr::parse(":8080"), Some(HttpAddr { host: "".into(), port: 8080 }));
+        assert_eq!(HttpAddr::parse("localhost:9153"), Some(HttpAddr { host: "localhost".into(), port: 9153 }));
+        assert_eq!(HttpAddr::parse("[::1]:8181"), Some(HttpAddr { host: "::1".into(), port: 8181 }));
+        assert_eq!(HttpAddr::parse("::1:8181"), None);
+        assert_eq!(HttpAddr::parse("8080"), None);
+        assert_eq!(HttpAddr::parse(":99999"), None);
+        assert_eq!(HttpAddr::parse("[::1]:8181").unwrap().to_string(), "[::1]:8181");
+    }
+}
