@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let opts = Options { conf: cli.conf.clone(), dns_port: cli.dns_port, quiet: cli.quiet, udp_workers: None };
+    let opts = Options { conf: cli.conf.clone(), dns_port: cli.dns_port, quiet: cli.quiet, ..Options::default() };
     runtime.block_on(async {
         let server = match Server::start(opts).await {
             Ok(s) => s,

@@ -96,12 +96,17 @@ pub struct HttpListener {
 }
 
 impl HttpListener {
-    /// Binds `addr`, serving nothing until [`HttpListener::set_routes`].
-    pub async fn bind(addr: &HttpAddr) -> std::io::Result<HttpListener> {
+    /// Binds `addr` (or 127.0.0.1 on an ephemeral port, with `loopback_ephemeral`), serving
+    /// nothing until [`HttpListener::set_routes`].
+    pub async fn bind(addr: &HttpAddr, loopback_ephemeral: bool) -> std::io::Result<HttpListener> {
         let routes: Arc<ArcSwap<Routes>> = Arc::new(ArcSwap::from_pointee(Routes::new()));
         let mut local = Vec::new();
         let mut tasks = Vec::new();
-        for sa in addr.resolve()? {
+        let addrs = match loopback_ephemeral {
+            true => vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)],
+            false => addr.resolve()?,
+        };
+        for sa in addrs {
             let listener = bind_tcp(sa)?;
             local.push(listener.local_addr()?);
             tasks.push(tokio::spawn(serve(listener, routes.clone())));

@@ -61,11 +61,15 @@ pub struct Options {
     pub quiet: bool,
     /// UDP worker threads per listener; `None` means one per CPU the process may run on.
     pub udp_workers: Option<usize>,
+    /// Listen on 127.0.0.1 with an ephemeral port wherever the Corefile says to listen (DNS and
+    /// HTTP alike), each configured address keeping its own listener. For tests, which start
+    /// Corefiles written for production (`.:53`, `health :8080`) side by side.
+    pub loopback_ephemeral: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { conf: None, dns_port: 53, quiet: false, udp_workers: None }
+        Options { conf: None, dns_port: 53, quiet: false, udp_workers: None, loopback_ephemeral: false }
     }
 }
 
@@ -381,7 +385,7 @@ impl Server {
                 continue;
             }
             let route = routes.values().next().expect("an address has a route");
-            let l = HttpListener::bind(addr)
+            let l = HttpListener::bind(addr, self.inner.opts.loopback_ephemeral)
                 .await
                 .map_err(|e| Error::setup(route.plugin, &route.pos, format!("cannot listen on {addr}: {e}")))?;
             new_http.insert(addr.clone(), l);
@@ -463,12 +467,16 @@ impl Server {
             .opts
             .udp_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-        let host = key.host.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        let (host, port) = if self.inner.opts.loopback_ephemeral {
+            (IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
+        } else {
+            (key.host.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)), key.port)
+        };
         let mut last_err = None;
         for _ in 0..8 {
-            let first = match udp::socket(SocketAddr::new(host, key.port)) {
+            let first = match udp::socket(SocketAddr::new(host, port)) {
                 Err(e) if key.host.is_none() && http::is_no_ipv6(&e) => {
-                    udp::socket(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), key.port))?
+                    udp::socket(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))?
                 }
                 r => r?,
             };
@@ -480,7 +488,7 @@ impl Server {
             match tcp_listener(local) {
                 Ok(tcp) => return Ok(Bound { local, udp, tcp }),
                 // Port 0 gave a UDP port whose TCP twin is taken: try another.
-                Err(e) if key.port == 0 => last_err = Some(e),
+                Err(e) if port == 0 => last_err = Some(e),
                 Err(e) => return Err(e),
             }
         }
