@@ -213,8 +213,7 @@ fn read_name(msg: &[u8], start: usize) -> Result<(Name, usize), BadName> {
                     wire[len] = 0;
                     len += 1;
                     let after = end.unwrap_or(pos + 1);
-                    let name = Name::from_wire(&wire[..len]).map_err(|_| BadName::TooLong)?;
-                    return Ok((name, after));
+                    return Ok((Name::from_checked_wire(&wire[..len]), after));
                 }
                 debug_assert!(label_len <= MAX_LABEL_LEN);
                 let label = msg.get(pos + 1..pos + 1 + label_len).ok_or(BadName::Truncated)?;

@@ -8,6 +8,7 @@
 use smallvec::SmallVec;
 
 use super::decode::{Edns, ErrorReply, Question, flags};
+use super::name::wire_eq;
 use super::{Name, Opcode, RData, Rcode, Record, Request, Response};
 
 const OPT_LEN: usize = 11;
@@ -101,14 +102,26 @@ fn opt_for(e: Edns, rcode: Rcode) -> Opt {
 struct Writer<'a> {
     buf: &'a mut Vec<u8>,
     limit: usize,
-    /// Names written so far that later names may point to: (offset, uncompressed suffix length).
-    names: SmallVec<[(u16, u16); 32]>,
+    /// Names written so far that later names may point to.
+    names: SmallVec<[Written; 32]>,
+    /// The question name's wire length; it sits uncompressed at offset 12.
+    qname_len: usize,
+}
+
+/// A name (suffix) in the buffer that later names may point to.
+#[derive(Clone, Copy)]
+struct Written {
+    at: u16,
+    /// Its uncompressed length.
+    len: u16,
+    /// Written out in full up to the root (no pointer inside), so it compares as one slice.
+    contiguous: bool,
 }
 
 impl<'a> Writer<'a> {
     fn new(buf: &'a mut Vec<u8>, limit: usize) -> Self {
         buf.clear();
-        Writer { buf, limit, names: SmallVec::new() }
+        Writer { buf, limit, names: SmallVec::new(), qname_len: 0 }
     }
 
     fn header(&mut self, id: u16, header_flags: u16) {
@@ -123,8 +136,18 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// Writes the question: the first name, so it is copied whole and each suffix noted for
+    /// later names to point to.
     fn question(&mut self, q: &Question) {
-        self.name(&q.name, true);
+        let wire = q.name.as_wire();
+        let start = self.buf.len();
+        self.buf.extend_from_slice(wire);
+        let mut pos = 0;
+        while wire[pos] != 0 && start + pos < 0x4000 {
+            self.names.push(Written { at: (start + pos) as u16, len: (wire.len() - pos) as u16, contiguous: true });
+            pos += 1 + wire[pos] as usize;
+        }
+        self.qname_len = wire.len();
         self.buf.extend_from_slice(&q.qtype.0.to_be_bytes());
         self.buf.extend_from_slice(&q.qclass.0.to_be_bytes());
     }
@@ -200,6 +223,15 @@ impl<'a> Writer<'a> {
     /// Writes `name`, pointing to an earlier copy of its longest possible suffix when `compress`.
     fn name(&mut self, name: &Name, compress: bool) {
         let wire = name.as_wire();
+        // Most owner names are the question name itself.
+        if compress
+            && self.qname_len == wire.len()
+            && self.buf.get(12..12 + wire.len()).is_some_and(|q| wire_eq(q, wire))
+        {
+            self.buf.extend_from_slice(&[0xc0, 12]);
+            return;
+        }
+        let first_new = self.names.len();
         let mut pos = 0;
         loop {
             let len = wire[pos] as usize;
@@ -211,11 +243,15 @@ impl<'a> Writer<'a> {
             if compress {
                 if let Some(target) = self.find(suffix) {
                     self.buf.extend_from_slice(&(0xc000 | target).to_be_bytes());
+                    // The labels just written end in a pointer: compare them label by label.
+                    for w in &mut self.names[first_new..] {
+                        w.contiguous = false;
+                    }
                     return;
                 }
                 let at = self.buf.len();
                 if at < 0x4000 {
-                    self.names.push((at as u16, suffix.len() as u16));
+                    self.names.push(Written { at: at as u16, len: suffix.len() as u16, contiguous: true });
                 }
             }
             self.buf.extend_from_slice(&wire[pos..pos + 1 + len]);
@@ -226,8 +262,16 @@ impl<'a> Writer<'a> {
     fn find(&self, suffix: &[u8]) -> Option<u16> {
         self.names
             .iter()
-            .find(|&&(at, len)| len as usize == suffix.len() && equal_at(self.buf, at as usize, suffix))
-            .map(|&(at, _)| at)
+            .find(|w| {
+                w.len as usize == suffix.len()
+                    && if w.contiguous {
+                        let at = w.at as usize;
+                        wire_eq(&self.buf[at..at + suffix.len()], suffix)
+                    } else {
+                        equal_at(self.buf, w.at as usize, suffix)
+                    }
+            })
+            .map(|w| w.at)
     }
 }
 
@@ -248,7 +292,7 @@ fn equal_at(buf: &[u8], mut at: usize, name: &[u8]) -> bool {
             return true;
         }
         let len = b as usize;
-        if !buf[at + 1..at + 1 + len].eq_ignore_ascii_case(&name[i + 1..i + 1 + len]) {
+        if !wire_eq(&buf[at + 1..at + 1 + len], &name[i + 1..i + 1 + len]) {
             return false;
         }
         at += 1 + len;

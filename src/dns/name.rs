@@ -17,6 +17,14 @@ pub const MAX_LABEL_LEN: usize = 63;
 /// RFC 1035 2.3.4: names are 255 octets or less, counting length bytes and the root label.
 pub const MAX_NAME_LEN: usize = 255;
 
+/// Case-insensitive equality of wire bytes, trying the exact comparison first: names being
+/// compared nearly always have the same spelling, and `==` on slices is a vectorised `memcmp`
+/// where case folding goes byte by byte.
+#[inline]
+pub fn wire_eq(a: &[u8], b: &[u8]) -> bool {
+    a == b || a.eq_ignore_ascii_case(b)
+}
+
 /// Why a name could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -67,6 +75,13 @@ impl Name {
             return Err(NameError::NameTooLong(String::from_utf8_lossy(wire).into()));
         }
         Ok(Name { wire: SmallVec::from_slice(wire) })
+    }
+
+    /// A name from wire bytes the caller has already checked (the decoder builds them label by
+    /// label under the same limits).
+    pub(crate) fn from_checked_wire(wire: &[u8]) -> Self {
+        debug_assert!(Name::from_wire(wire).is_ok());
+        Name { wire: SmallVec::from_slice(wire) }
     }
 
     /// Builds a name from labels (each 1..=63 bytes). Used by code that assembles names from parts.
@@ -231,7 +246,7 @@ impl Name {
             return false;
         }
         let start = me.len() - z.len();
-        if !me[start..].eq_ignore_ascii_case(z) {
+        if !wire_eq(&me[start..], z) {
             return false;
         }
         // The suffix must begin on a label boundary of `self`.
@@ -255,7 +270,7 @@ impl Name {
 
     /// Case-insensitive equality (the `==` operator does the same).
     pub fn eq_ignore_case(&self, other: &Name) -> bool {
-        self.wire.eq_ignore_ascii_case(&other.wire)
+        wire_eq(&self.wire, &other.wire)
     }
 }
 

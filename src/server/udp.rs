@@ -12,7 +12,7 @@
 //! task per query, cost 10-25% more CPU.
 
 use std::io;
-use std::mem::{MaybeUninit, size_of, zeroed};
+use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -115,15 +115,9 @@ impl Worker {
         // Futures polled here may create timers and sockets: they need the runtime's context.
         let _guard = self.rt.enter();
         let fd = self.sock.as_raw_fd();
-        let mut recv = vec![0u8; BATCH * MAX_QUERY];
-        // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
-        let mut peers: Vec<RawAddr> = vec![RawAddr { storage: unsafe { zeroed() }, len: 0 }; BATCH];
-        let mut out: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
-        let mut out_peers: Vec<RawAddr> = peers.clone();
-        let mut lens = [(0usize, false); BATCH];
-
+        let mut batch = Batch::new();
         while !self.stop.load(Ordering::Relaxed) {
-            let n = match recv_batch(fd, &mut recv, &mut peers, &mut lens) {
+            let n = match batch.rx.recv(fd) {
                 Ok(n) => n,
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => continue,
                 Err(e) => {
@@ -135,99 +129,149 @@ impl Worker {
             let table = self.table.load_full();
             let received = Instant::now();
             let mut replies = 0;
-            for (i, &(len, truncated)) in lens[..n].iter().enumerate() {
-                if truncated {
-                    continue;
-                }
-                let Some(client) = to_socket_addr(&peers[i]) else { continue };
+            for i in 0..n {
+                let Some((bytes, peer)) = batch.rx.received(i) else { continue };
+                let Some(client) = to_socket_addr(&peer) else { continue };
                 let meta = Meta { client, local: self.local, proto: Proto::Udp, received };
-                let bytes = &recv[i * MAX_QUERY..i * MAX_QUERY + len];
-                match table.handle(bytes, meta, &mut out[replies]) {
+                match table.handle(bytes, meta, &mut batch.tx.out[replies]) {
                     Handled::Drop => {}
                     Handled::Reply => {
-                        out_peers[replies] = peers[i];
+                        batch.tx.out_peers[replies] = peer;
                         replies += 1;
                     }
                     Handled::Pending(pending) => {
-                        let (sock, peer, guard) = (self.sock.clone(), peers[i], self.inflight.enter());
+                        let (sock, guard) = (self.sock.clone(), self.inflight.enter());
                         self.rt.spawn(async move {
                             let mut buf = Vec::with_capacity(512);
                             pending.finish(&mut buf).await;
-                            if let Some(addr) = to_socket_addr(&peer) {
-                                let _ = sock.send_to_with_flags(&buf, &SockAddr::from(addr), libc::MSG_DONTWAIT);
-                            }
+                            let _ = sock.send_to_with_flags(&buf, &SockAddr::from(client), libc::MSG_DONTWAIT);
                             drop(guard);
                         });
                     }
                 }
             }
-            send_batch(fd, &out[..replies], &out_peers[..replies]);
+            batch.tx.send(fd, replies);
         }
     }
 }
 
-/// Receives up to [`BATCH`] datagrams, filling `lens` with (length, truncated) for each;
-/// returns how many.
-fn recv_batch(fd: i32, buf: &mut [u8], peers: &mut [RawAddr], lens: &mut [(usize, bool); BATCH]) -> io::Result<usize> {
-    let mut iov: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
-    // SAFETY: mmsghdr is plain old data; zeroes are a valid starting value.
-    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-    for i in 0..BATCH {
-        iov[i].write(libc::iovec { iov_base: buf[i * MAX_QUERY..].as_mut_ptr().cast(), iov_len: MAX_QUERY });
-        let h = &mut hdrs[i].msg_hdr;
-        h.msg_name = (&mut peers[i].storage as *mut libc::sockaddr_storage).cast();
-        h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        h.msg_iov = iov[i].as_mut_ptr();
-        h.msg_iovlen = 1;
-    }
-    // SAFETY: every header points at live buffers of the stated sizes for the whole call.
-    let n = unsafe {
-        libc::recvmmsg(fd, hdrs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_WAITFORONE, std::ptr::null_mut())
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
-    for i in 0..n {
-        peers[i].len = hdrs[i].msg_hdr.msg_namelen;
-        lens[i] = (hdrs[i].msg_len as usize, hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0);
-    }
-    Ok(n)
+/// The buffers of one worker's batches, allocated once. The message headers point into the
+/// buffers beside them, which never move (they are boxed slices), so each syscall only
+/// refreshes the fields the kernel changed.
+struct Batch {
+    rx: RecvSide,
+    tx: SendSide,
 }
 
-/// Sends `bufs[i]` to `peers[i]`, in as few `sendmmsg` calls as the kernel allows. A datagram
-/// the kernel refuses is skipped (the client will retry); the rest still go.
-fn send_batch(fd: i32, bufs: &[Vec<u8>], peers: &[RawAddr]) {
-    let n = bufs.len();
-    if n == 0 {
-        return;
-    }
-    let mut iov: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
-    // SAFETY: as in recv_batch.
-    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-    let mut peers = peers.to_vec();
-    for i in 0..n {
-        iov[i].write(libc::iovec { iov_base: bufs[i].as_ptr() as *mut libc::c_void, iov_len: bufs[i].len() });
-        let h = &mut hdrs[i].msg_hdr;
-        h.msg_name = (&mut peers[i].storage as *mut libc::sockaddr_storage).cast();
-        h.msg_namelen = peers[i].len;
-        h.msg_iov = iov[i].as_mut_ptr();
-        h.msg_iovlen = 1;
-    }
-    let mut sent = 0;
-    while sent < n {
-        // SAFETY: headers sent..n point at live buffers and addresses.
-        let r = unsafe { libc::sendmmsg(fd, hdrs[sent..].as_mut_ptr(), (n - sent) as libc::c_uint, 0) };
-        if r > 0 {
-            sent += r as usize;
-            continue;
+struct RecvSide {
+    recv: Box<[u8]>,
+    peers: Box<[RawAddr]>,
+    recv_iov: Box<[libc::iovec]>,
+    recv_hdrs: Box<[libc::mmsghdr]>,
+    /// Slots filled by the last receive, whose header fields must be reset before the next.
+    used: usize,
+}
+
+struct SendSide {
+    out: Vec<Vec<u8>>,
+    out_peers: Box<[RawAddr]>,
+    send_iov: Box<[libc::iovec]>,
+    send_hdrs: Box<[libc::mmsghdr]>,
+}
+
+const STORAGE_LEN: libc::socklen_t = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+
+impl Batch {
+    fn new() -> Box<Batch> {
+        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain old data; zeroes are valid.
+        let raw = RawAddr { storage: unsafe { zeroed() }, len: 0 };
+        let mut rx = RecvSide {
+            recv: vec![0u8; BATCH * MAX_QUERY].into_boxed_slice(),
+            peers: vec![raw; BATCH].into_boxed_slice(),
+            recv_iov: vec![unsafe { zeroed::<libc::iovec>() }; BATCH].into_boxed_slice(),
+            recv_hdrs: vec![unsafe { zeroed::<libc::mmsghdr>() }; BATCH].into_boxed_slice(),
+            used: BATCH,
+        };
+        let mut tx = SendSide {
+            out: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
+            out_peers: vec![raw; BATCH].into_boxed_slice(),
+            send_iov: vec![unsafe { zeroed::<libc::iovec>() }; BATCH].into_boxed_slice(),
+            send_hdrs: vec![unsafe { zeroed::<libc::mmsghdr>() }; BATCH].into_boxed_slice(),
+        };
+        for i in 0..BATCH {
+            rx.recv_iov[i] = libc::iovec { iov_base: rx.recv[i * MAX_QUERY..].as_mut_ptr().cast(), iov_len: MAX_QUERY };
+            let h = &mut rx.recv_hdrs[i].msg_hdr;
+            h.msg_name = (&mut rx.peers[i].storage as *mut libc::sockaddr_storage).cast();
+            h.msg_iov = &mut rx.recv_iov[i];
+            h.msg_iovlen = 1;
+            let h = &mut tx.send_hdrs[i].msg_hdr;
+            h.msg_name = (&mut tx.out_peers[i].storage as *mut libc::sockaddr_storage).cast();
+            h.msg_iov = &mut tx.send_iov[i];
+            h.msg_iovlen = 1;
         }
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            continue;
+        Box::new(Batch { rx, tx })
+    }
+}
+
+impl RecvSide {
+    /// Receives up to [`BATCH`] datagrams; returns how many.
+    fn recv(&mut self, fd: i32) -> io::Result<usize> {
+        for h in &mut self.recv_hdrs[..self.used] {
+            h.msg_hdr.msg_namelen = STORAGE_LEN;
+            h.msg_hdr.msg_flags = 0;
         }
-        // This datagram cannot go (a bad peer address, a full queue): skip it.
-        sent += 1;
+        // SAFETY: every header points at live buffers of the stated sizes for the whole call.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.recv_hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            self.used = 0;
+            return Err(io::Error::last_os_error());
+        }
+        self.used = n as usize;
+        Ok(self.used)
+    }
+
+    /// The bytes and sender of received datagram `i`, unless the kernel truncated it (a query
+    /// longer than [`MAX_QUERY`] is dropped).
+    fn received(&self, i: usize) -> Option<(&[u8], RawAddr)> {
+        let h = &self.recv_hdrs[i];
+        if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return None;
+        }
+        let peer = RawAddr { storage: self.peers[i].storage, len: h.msg_hdr.msg_namelen };
+        Some((&self.recv[i * MAX_QUERY..i * MAX_QUERY + h.msg_len as usize], peer))
+    }
+}
+
+impl SendSide {
+    /// Sends `out[i]` to `out_peers[i]` for `i < n`, in as few `sendmmsg` calls as the kernel
+    /// allows. A datagram the kernel refuses is skipped (the client will retry); the rest go.
+    fn send(&mut self, fd: i32, n: usize) {
+        for i in 0..n {
+            self.send_iov[i] = libc::iovec { iov_base: self.out[i].as_mut_ptr().cast(), iov_len: self.out[i].len() };
+            self.send_hdrs[i].msg_hdr.msg_namelen = self.out_peers[i].len;
+        }
+        let mut sent = 0;
+        while sent < n {
+            // SAFETY: headers sent..n point at live buffers and addresses.
+            let r = unsafe { libc::sendmmsg(fd, self.send_hdrs[sent..].as_mut_ptr(), (n - sent) as libc::c_uint, 0) };
+            if r > 0 {
+                sent += r as usize;
+                continue;
+            }
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // This datagram cannot go (a bad peer address, a full queue): skip it.
+            sent += 1;
+        }
     }
 }
 
