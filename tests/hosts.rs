@@ -252,6 +252,29 @@ fn reload_zero_reads_the_file_once() {
 }
 
 #[test]
+fn a_corefile_reload_replaces_the_plugin_and_stops_its_poller() {
+    let s = start_with(
+        &[("a.hosts", "10.0.0.1 web.example.org\n"), ("b.hosts", "10.0.0.2 web.example.org\n")],
+        ". {\n    hosts a.hosts {\n        reload 50ms\n    }\n}\n",
+    );
+    let a = s.dir().join("a.hosts");
+    let entries_of_a = || {
+        let prefix = format!("coredns_hosts_entries{{hostsfile=\"{}\"}} ", a.display());
+        s.metrics().lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+    };
+    assert_eq!(entries_of_a().as_deref(), Some("2"));
+
+    s.write_corefile(". {\n    hosts b.hosts {\n        ttl 60\n    }\n}\n");
+    assert_eq!(s.reload(), Ok(true));
+    assert_eq!(answers(&query_udp(s.addr(), "web.example.org.", RecordType::A)), ["web.example.org. 60 IN A 10.0.0.2"]);
+
+    // The old configuration's poller is gone: an edit of a.hosts is never read again.
+    std::fs::write(&a, "10.0.0.1 web.example.org\n10.0.0.3 more.example.org\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300)); // six old polls; nothing to await
+    assert_eq!(entries_of_a().as_deref(), Some("2"));
+}
+
+#[test]
 fn a_malformed_line_is_skipped_and_the_rest_served() {
     let file = "10.0.0.1 before.example.org\nnot-an-address x.example.org\n10.0.0.300 y.example.org\n10.0.0.4\n\
                 10.0.0.5 bad..name.example.org ok.example.org\n10.0.0.2 after.example.org\n";

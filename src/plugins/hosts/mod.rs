@@ -3,16 +3,16 @@
 //!
 //! What a query gets, as CoreDNS's hosts plugin answers it:
 //!
-//! | query                                             | answer                                   |
-//! |---------------------------------------------------|------------------------------------------|
-//! | any type, name outside the plugin's zones (not PTR)| handed on                               |
-//! | PTR for an address in the table                    | authoritative PTRs, in or out of zones  |
-//! | PTR for anything else (or with `no_reverse`)       | handed on, whatever `fallthrough` says  |
-//! | A / AAAA for a name in the table                   | authoritative addresses of that family, |
-//! |                                                    | or NODATA if it has only the other one  |
-//! | other types for a name in the table                | authoritative NODATA                    |
-//! | a name not in the table, covered by `fallthrough`  | handed on                               |
-//! | a name not in the table, otherwise                 | SERVFAIL, not authoritative, no SOA     |
+//! | query                                               | answer                                  |
+//! |-----------------------------------------------------|-----------------------------------------|
+//! | not PTR, name outside the plugin's zones            | handed on                               |
+//! | PTR for an address in the table                     | authoritative PTRs, in or out of zones  |
+//! | PTR for anything else (or any PTR with `no_reverse`)| handed on, whatever `fallthrough` says  |
+//! | A or AAAA for a name in the table                   | authoritative addresses of that family, |
+//! |                                                     | NODATA if it has only the other family  |
+//! | another type for a name in the table                | authoritative NODATA                    |
+//! | a name not in the table, covered by `fallthrough`   | handed on                               |
+//! | a name not in the table, otherwise                  | SERVFAIL, not authoritative, no SOA     |
 //!
 //! The last row is CoreDNS's choice: a hosts file has no SOA to put in an NXDOMAIN, so it
 //! answers SERVFAIL rather than deny a name it cannot vouch for.

@@ -135,13 +135,12 @@ impl PluginConfig for Config {
         // As CoreDNS: a missing file is worth a warning (it may appear later), a file that
         // cannot even be looked at is an error.
         let shown = self.path.display();
-        let missing = match std::fs::metadata(&self.path) {
-            Ok(m) => {
-                if m.is_dir() {
-                    tracing::warn!(target: "plugin/hosts", "Hosts file \"{shown}\" is a directory");
-                }
-                false
+        let reported = match std::fs::metadata(&self.path) {
+            Ok(m) if m.is_dir() => {
+                tracing::warn!(target: "plugin/hosts", "Hosts file \"{shown}\" is a directory");
+                true
             }
+            Ok(_) => false,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::warn!(target: "plugin/hosts", "File does not exist: {shown}");
                 true
@@ -168,7 +167,7 @@ impl PluginConfig for Config {
             entries,
             reloaded,
         };
-        let mut source = Source::new(settings, missing);
+        let mut source = Source::new(settings, reported);
         source.refresh();
         let table: Arc<ArcSwap<_>> = source.table();
         if !self.reload.is_zero() {

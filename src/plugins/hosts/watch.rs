@@ -51,9 +51,9 @@ pub struct Settings {
 }
 
 impl Source {
-    /// A source serving the inline entries until the file is read. `missing` says the caller
-    /// already reported the file as absent, so the first failed read stays quiet.
-    pub fn new(s: Settings, missing: bool) -> Source {
+    /// A source serving the inline entries until the file is read. `reported` says the caller
+    /// already warned that the file is missing or no file, so the first failed read stays quiet.
+    pub fn new(s: Settings, reported: bool) -> Source {
         let label = s.path.display().to_string();
         let source = Source {
             path: s.path,
@@ -65,7 +65,7 @@ impl Source {
             entries: s.entries,
             reloaded: s.reloaded,
             last: None,
-            failing: missing,
+            failing: reported,
         };
         source.install(&[]);
         source
