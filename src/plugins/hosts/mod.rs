@@ -64,9 +64,10 @@ impl Plugin for Hosts {
     }
 }
 
-/// RFC 1035 4.1.1 header, and the smallest PTR record there is: a 2-byte pointer owner, type,
-/// class, TTL, RDLENGTH, and a target that is itself a 2-byte pointer.
+/// The message header, RFC 1035 4.1.1.
 const HEADER_LEN: usize = 12;
+/// The smallest PTR record there is: an owner that is a 2-byte pointer, type, class, TTL and
+/// RDLENGTH, and a target that is itself a 2-byte pointer.
 const MIN_PTR_RR_LEN: usize = 2 + 10 + 2;
 
 impl Hosts {
