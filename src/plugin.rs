@@ -40,6 +40,7 @@ use std::sync::Arc;
 use crate::dns::Rcode;
 pub use crate::dns::{Request, Response};
 
+pub mod fall;
 pub mod registry;
 pub mod setup;
 

@@ -6,8 +6,10 @@
 use std::time::Duration;
 
 use super::error::{Error, Pos};
+use super::keys::reverse_zones;
 use super::lexer::Token;
 use super::parse::{Block, Directive};
+use crate::dns::Name;
 
 /// A cursor over a directive's (or a block property's) arguments.
 pub struct Args<'a> {
@@ -100,6 +102,28 @@ impl<'a> Args<'a> {
         t.text.parse().map_err(|_| self.error(t, format!("expected {what}, got '{}'", t.text)))
     }
 
+    /// All remaining arguments as zones, lowercase and without repeats: a domain name, or a CIDR
+    /// standing for its reverse zones (`10.0.0.0/8` is `10.in-addr.arpa.`), as CoreDNS
+    /// normalizes the ZONES of `hosts`, `kubernetes` or `fallthrough`.
+    pub fn zones(&mut self) -> Result<Vec<Name>, Error> {
+        let mut zones: Vec<Name> = Vec::new();
+        for t in self.rest() {
+            let more = if t.text.contains('/') {
+                reverse_zones(&t.text).ok_or_else(|| self.error(t, format!("invalid CIDR '{}'", t.text)))?
+            } else {
+                let zone =
+                    Name::parse(&t.text).map_err(|e| self.error(t, format!("invalid zone '{}': {e}", t.text)))?;
+                vec![zone.to_lowercase()]
+            };
+            for z in more {
+                if !zones.contains(&z) {
+                    zones.push(z);
+                }
+            }
+        }
+        Ok(zones)
+    }
+
     /// The next argument as a Go duration (`30s`, `1m30s`, `500ms`).
     pub fn duration(&mut self, what: &str) -> Result<Duration, Error> {
         let t = self.required(what)?;
@@ -166,5 +190,23 @@ mod tests {
         for bad in ["", "5", "s", "5x", "-5s", "5s5", "1..5s"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
+    }
+
+    fn directive(text: &str) -> Directive {
+        let corefile = crate::corefile::parse_str("Corefile", text, &|_| None).unwrap();
+        corefile.blocks[0].directives[0].clone()
+    }
+
+    #[test]
+    fn zones_are_names_or_cidrs_lowercased_without_repeats() {
+        let dir = directive(". {\n    x Example.ORG 10.0.0.0/15 example.org fd00::/16\n}\n");
+        let zones: Vec<String> = Args::new("x", &dir).zones().unwrap().iter().map(|z| z.to_string()).collect();
+        assert_eq!(zones, ["example.org.", "0.10.in-addr.arpa.", "1.10.in-addr.arpa.", "0.0.d.f.ip6.arpa."]);
+        let dir = directive(". {\n    x a..b\n}\n");
+        let err = Args::new("x", &dir).zones().unwrap_err();
+        assert_eq!(err.to_string(), "Corefile:2:7: x: invalid zone 'a..b': empty label in 'a..b'");
+        let dir = directive(". {\n    x 10.0.0.0/33\n}\n");
+        let err = Args::new("x", &dir).zones().unwrap_err();
+        assert_eq!(err.to_string(), "Corefile:2:7: x: invalid CIDR '10.0.0.0/33'");
     }
 }
