@@ -38,6 +38,7 @@ pub mod config;
 pub mod dispatch;
 pub mod http;
 pub mod lifecycle;
+pub mod panic;
 mod tcp;
 mod udp;
 
@@ -357,7 +358,7 @@ impl Server {
                 servers: servers.iter().map(|(_, s)| s.clone()).collect(),
                 pos: block.pos.clone(),
             };
-            let chain = self.build_block(block, &info, &mut contributions)?;
+            let (chain, stacktrace) = self.build_block(block, &info, &mut contributions)?;
             if block.plugin_names().any(|p| p == "prometheus") {
                 for server in &info.servers {
                     for zone in &info.zones {
@@ -367,7 +368,10 @@ impl Server {
                     }
                 }
             }
-            let rt = Arc::new(BlockRt { chain, info });
+            if stacktrace {
+                panic::capture_backtraces();
+            }
+            let rt = Arc::new(BlockRt { chain, info, stacktrace });
             for key in &block.keys {
                 for (lk, _) in keys.iter().filter(|(lk, _)| lk.port == key.port && lk.transport == key.transport) {
                     let server = servers.iter().position(|(s, _)| s == lk).expect("listed") as u16;
@@ -440,13 +444,14 @@ impl Server {
         Ok(())
     }
 
-    /// Builds a block's plugins in reverse chain order; returns the chain.
+    /// Builds a block's plugins in reverse chain order; returns the chain and whether a plugin
+    /// asked for panic stack traces.
     fn build_block(
         &self,
         block: &config::BlockPlan,
         info: &BlockInfo,
         out: &mut Contributions,
-    ) -> Result<Chain, Error> {
+    ) -> Result<(Chain, bool), Error> {
         let mut ctx = SetupCtx::new(info, &self.inner.registry, &self.inner.lifecycle, out);
         let mut chain: Vec<Arc<dyn DynPlugin>> = Vec::new();
         for p in block.plugins.iter().rev() {
@@ -456,7 +461,7 @@ impl Server {
             }
         }
         chain.reverse();
-        Ok(chain.into())
+        Ok((chain.into(), ctx.panic_stacktraces()))
     }
 
     /// Binds the UDP sockets (one per worker) and the TCP listener of `key`. Port 0 picks a
