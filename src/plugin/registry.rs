@@ -21,6 +21,7 @@ impl std::fmt::Debug for PluginEntry {
 /// The plugins in execution order (`clusterdns -plugins` prints these names).
 pub static ORDER: &[PluginEntry] = &[
     PluginEntry { name: "bind", parse: plugins::bind::parse },
+    PluginEntry { name: "errors", parse: plugins::errors::parse },
     PluginEntry { name: "whoami", parse: plugins::whoami::parse },
 ];
 

@@ -2,4 +2,5 @@
 //! its tests, and a README.md documenting its Corefile syntax.
 
 pub mod bind;
+pub mod errors;
 pub mod whoami;
