@@ -71,7 +71,7 @@ fn configuration_errors_name_their_position() {
 #[test]
 fn readme_examples_start() {
     let examples = readme_corefiles("src/plugins/errors/README.md");
-    assert_eq!(examples.len(), 2);
+    assert_eq!(examples.len(), 3);
     for corefile in examples {
         TestServer::start(&corefile);
     }

@@ -22,6 +22,7 @@ impl std::fmt::Debug for PluginEntry {
 pub static ORDER: &[PluginEntry] = &[
     PluginEntry { name: "bind", parse: plugins::bind::parse },
     PluginEntry { name: "errors", parse: plugins::errors::parse },
+    PluginEntry { name: "log", parse: plugins::log::parse },
     PluginEntry { name: "whoami", parse: plugins::whoami::parse },
 ];
 

@@ -3,4 +3,5 @@
 
 pub mod bind;
 pub mod errors;
+pub mod log;
 pub mod whoami;
