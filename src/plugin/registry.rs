@@ -23,6 +23,7 @@ pub static ORDER: &[PluginEntry] = &[
     PluginEntry { name: "bind", parse: plugins::bind::parse },
     PluginEntry { name: "errors", parse: plugins::errors::parse },
     PluginEntry { name: "log", parse: plugins::log::parse },
+    PluginEntry { name: "loadbalance", parse: plugins::loadbalance::parse },
     PluginEntry { name: "whoami", parse: plugins::whoami::parse },
 ];
 

@@ -3,5 +3,6 @@
 
 pub mod bind;
 pub mod errors;
+pub mod loadbalance;
 pub mod log;
 pub mod whoami;
