@@ -118,6 +118,12 @@ impl ZoneTable {
         self.entries.iter().map(|e| &e.zone)
     }
 
+    /// The block serving `zone`.
+    #[cfg(test)]
+    pub(crate) fn block(&self, zone: &Name) -> Option<&Arc<BlockRt>> {
+        self.entries.iter().find(|e| e.zone == *zone).map(|e| &e.block)
+    }
+
     /// Handles one received message, writing any immediate reply into `out`.
     pub fn handle(self: &Arc<Self>, bytes: &[u8], meta: Meta, out: &mut Vec<u8>) -> Handled {
         let query = match decode_query(bytes) {

@@ -632,3 +632,40 @@ pub(crate) fn sha512_hex(text: &str) -> String {
     let digest = Sha512::digest(text.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `errors { stacktrace }` turns panic stacks on for its own block only.
+    #[test]
+    fn panic_stacktraces_are_asked_for_per_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let corefile = dir.path().join("Corefile");
+        std::fs::write(
+            &corefile,
+            "a.example {\n    errors {\n        stacktrace\n    }\n    whoami\n}\n\
+             b.example {\n    errors\n    whoami\n}\n",
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async {
+            let opts = Options {
+                conf: Some(corefile),
+                quiet: true,
+                udp_workers: Some(1),
+                loopback_ephemeral: true,
+                ..Options::default()
+            };
+            let server = Server::start(opts).await.unwrap();
+            {
+                let state = server.inner.state.lock().await;
+                let table = state.dns.values().next().unwrap().table.load();
+                let stacktrace = |zone: &str| table.block(&Name::parse(zone).unwrap()).unwrap().stacktrace;
+                assert!(stacktrace("a.example."));
+                assert!(!stacktrace("b.example."));
+            }
+            server.shutdown().await;
+        });
+    }
+}
