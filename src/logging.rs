@@ -44,3 +44,38 @@ pub fn init() {
         .event_format(CoreDnsFormat)
         .try_init();
 }
+
+/// Log lines captured in unit tests, formatted exactly as the binary prints them.
+#[cfg(test)]
+pub(crate) mod capture {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `f` with every event logged on this thread captured (all levels); returns its result
+    /// and the printed lines.
+    pub fn lines<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .event_format(super::CoreDnsFormat)
+            .finish();
+        let r = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        (r, text.lines().map(str::to_string).collect())
+    }
+}

@@ -175,9 +175,73 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(total).ok()
 }
 
+/// Prints a duration as Go's `time.Duration.String` does, for log lines CoreDNS words with one:
+/// `0s`, `1.5µs`, `250ms`, `30s`, `1m30s`, `5m0s`, `1h0m0s`.
+pub fn format_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".into();
+    }
+    // Under a second: one unit, with a trimmed fraction.
+    if ns < 1_000_000_000 {
+        let (scale, unit) = if ns < 1_000 {
+            (1, "ns")
+        } else if ns < 1_000_000 {
+            (1_000, "µs")
+        } else {
+            (1_000_000, "ms")
+        };
+        return format!("{}{unit}", with_fraction(ns / scale, ns % scale, scale));
+    }
+    let secs = ns / 1_000_000_000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&with_fraction(s, ns % 1_000_000_000, 1_000_000_000));
+    out.push('s');
+    out
+}
+
+/// `whole.fraction` with the fraction's trailing zeros (and a bare point) dropped; `scale` is a
+/// power of ten, `fraction < scale`.
+fn with_fraction(whole: u128, fraction: u128, scale: u128) -> String {
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let digits = scale.ilog10() as usize;
+    let frac = format!("{fraction:0digits$}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_duration_strings() {
+        let cases = [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(15), "15ns"),
+            (Duration::from_nanos(1500), "1.5µs"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_millis(3_723_004), "1h2m3.004s"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(format_duration(d), want, "{d:?}");
+            assert_eq!(parse_duration(want), Some(d), "{want} parses back");
+        }
+    }
 
     #[test]
     fn go_durations() {

@@ -21,6 +21,9 @@ impl std::fmt::Debug for PluginEntry {
 /// The plugins in execution order (`clusterdns -plugins` prints these names).
 pub static ORDER: &[PluginEntry] = &[
     PluginEntry { name: "bind", parse: plugins::bind::parse },
+    PluginEntry { name: "errors", parse: plugins::errors::parse },
+    PluginEntry { name: "log", parse: plugins::log::parse },
+    PluginEntry { name: "loadbalance", parse: plugins::loadbalance::parse },
     PluginEntry { name: "hosts", parse: plugins::hosts::parse },
     PluginEntry { name: "whoami", parse: plugins::whoami::parse },
 ];

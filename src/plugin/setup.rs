@@ -117,6 +117,8 @@ pub struct Contributions {
     /// Names of the chain plugins built so far in the current block (those after the one
     /// being built).
     block_chain: Vec<&'static str>,
+    /// The current block logs recovered panics with a stack trace (`errors { stacktrace }`).
+    block_stacktrace: bool,
 }
 
 /// What `build` may use and register. See the [module documentation](self).
@@ -136,6 +138,7 @@ impl<'g> SetupCtx<'g> {
     ) -> SetupCtx<'g> {
         out.block_readiness.clear();
         out.block_chain.clear();
+        out.block_stacktrace = false;
         SetupCtx { block, metrics, lifecycle, out }
     }
 
@@ -205,6 +208,17 @@ impl<'g> SetupCtx<'g> {
     /// built, which are the ones whose answers it will see.
     pub fn plugins_after(&self) -> &[&'static str] {
         &self.out.block_chain
+    }
+
+    /// Asks the server to log a stack trace with every panic it recovers from while answering
+    /// for this block (`errors { stacktrace }`).
+    pub fn log_panic_stacktraces(&mut self) {
+        self.out.block_stacktrace = true;
+    }
+
+    /// Whether a plugin of this block asked for [`log_panic_stacktraces`](Self::log_panic_stacktraces).
+    pub(crate) fn panic_stacktraces(&self) -> bool {
+        self.out.block_stacktrace
     }
 
     /// Asks the server to keep answering for `d` after a shutdown signal (health's lameduck);

@@ -2,5 +2,8 @@
 //! its tests, and a README.md documenting its Corefile syntax.
 
 pub mod bind;
+pub mod errors;
 pub mod hosts;
+pub mod loadbalance;
+pub mod log;
 pub mod whoami;

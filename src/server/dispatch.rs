@@ -12,8 +12,9 @@
 //! without waiting, which is the common case (zone data, cache hits), the reply is written into
 //! the caller's buffer with no task spawned and no allocation beyond the plugins' own. A chain
 //! that waits (a forwarded query) is returned as [`Handled::Pending`] for the caller to finish on
-//! the async runtime. A panic in a plugin becomes SERVFAIL and a `coredns_panics_total`
-//! increment; the server goes on.
+//! the async runtime. A panic in a plugin becomes SERVFAIL, a `coredns_panics_total` increment and
+//! CoreDNS's log line (`[ERROR] Recovered from panic in server: "dns://:53" boom`, followed by the
+//! stack when the block's `errors` plugin asks for `stacktrace`); the server goes on.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,11 +33,14 @@ use crate::metrics::Counter;
 use crate::metrics::dns::{DROPPED_ZONE, DnsMetrics, Outcome, ZoneRecorder};
 use crate::plugin::setup::BlockInfo;
 use crate::plugin::{Chain, Next, ServeError};
+use crate::server::panic;
 
 /// A server block as queries see it.
 pub struct BlockRt {
     pub chain: Chain,
     pub info: BlockInfo,
+    /// Log recovered panics with the stack they happened on (`errors { stacktrace }`).
+    pub stacktrace: bool,
 }
 
 struct ZoneEntry {
@@ -82,6 +86,7 @@ pub struct Pending {
     query: Query,
     meta: Meta,
     table: Arc<ZoneTable>,
+    stacktrace: bool,
 }
 
 impl Pending {
@@ -89,7 +94,7 @@ impl Pending {
     pub async fn finish(self, out: &mut Vec<u8>) {
         match AssertUnwindSafe(self.fut).catch_unwind().await {
             Ok((req, result)) => encode_result(out, &req, result),
-            Err(_) => self.table.reply_to_panic(self.query, self.meta, out),
+            Err(payload) => self.table.reply_to_panic(self.query, self.meta, self.stacktrace, &*payload, out),
         }
     }
 }
@@ -113,6 +118,12 @@ impl ZoneTable {
         self.entries.iter().map(|e| &e.zone)
     }
 
+    /// The block serving `zone`.
+    #[cfg(test)]
+    pub(crate) fn block(&self, zone: &Name) -> Option<&Arc<BlockRt>> {
+        self.entries.iter().find(|e| e.zone == *zone).map(|e| &e.block)
+    }
+
     /// Handles one received message, writing any immediate reply into `out`.
     pub fn handle(self: &Arc<Self>, bytes: &[u8], meta: Meta, out: &mut Vec<u8>) -> Handled {
         let query = match decode_query(bytes) {
@@ -130,6 +141,7 @@ impl ZoneTable {
         };
         req.set_route(entry.route);
         let block = entry.block.clone();
+        let stacktrace = block.stacktrace;
         let mut fut: Pin<Box<dyn Future<Output = Finished> + Send>> = Box::pin(async move {
             let result = Next::chain(&block.chain).run(&mut req).await;
             (req, result)
@@ -142,11 +154,11 @@ impl ZoneTable {
             }
             Ok(Poll::Pending) => {
                 let query = decode_query(bytes).expect("decoded once already");
-                Handled::Pending(Box::new(Pending { fut, query, meta, table: self.clone() }))
+                Handled::Pending(Box::new(Pending { fut, query, meta, table: self.clone(), stacktrace }))
             }
-            Err(_) => {
+            Err(payload) => {
                 let query = decode_query(bytes).expect("decoded once already");
-                self.reply_to_panic(query, meta, out);
+                self.reply_to_panic(query, meta, stacktrace, &*payload, out);
                 Handled::Reply
             }
         }
@@ -175,9 +187,25 @@ impl ZoneTable {
         self.dropped.record(req, &Outcome { rcode: Rcode::REFUSED, plugin: "", size });
     }
 
-    fn reply_to_panic(&self, query: Query, meta: Meta, out: &mut Vec<u8>) {
+    /// Answers SERVFAIL to a query whose chain panicked, and says so as CoreDNS does.
+    fn reply_to_panic(
+        &self,
+        query: Query,
+        meta: Meta,
+        stacktrace: bool,
+        payload: &(dyn std::any::Any + Send),
+        out: &mut Vec<u8>,
+    ) {
         self.panics.inc();
-        tracing::error!(server = %self.server, "recovered from a panic answering {} {}", query.question.name, query.question.qtype);
+        // Taken even when not wanted, so a trace never lingers for a later panic to pick up.
+        let trace = panic::take_backtrace();
+        let message = panic::message(payload);
+        match trace {
+            Some(trace) if stacktrace => {
+                tracing::error!("Recovered from panic in server: {:?} {message}\n{trace}", self.server)
+            }
+            _ => tracing::error!("Recovered from panic in server: {:?} {message}", self.server),
+        }
         let reply = ErrorReply {
             id: query.id,
             opcode: crate::dns::Opcode::QUERY,
@@ -249,7 +277,7 @@ mod tests {
             pos: crate::corefile::Pos::new(&"Corefile".into(), 1, 1),
         };
         let chain: Chain = vec![plugin].into();
-        (zone, Arc::new(BlockRt { chain, info }), Route::default())
+        (zone, Arc::new(BlockRt { chain, info, stacktrace: false }), Route::default())
     }
 
     fn table(entries: Vec<(Name, Arc<BlockRt>, Route)>) -> (Arc<ZoneTable>, Arc<DnsMetrics>) {
@@ -304,13 +332,63 @@ mod tests {
     #[test]
     fn panics_become_servfail_and_are_counted() {
         let (t, metrics) = table(vec![block(".", Arc::new(Panics))]);
-        let m = ask(&t, "example.org", RecordType::A);
+        let (m, log) = crate::logging::capture::lines(|| ask(&t, "example.org", RecordType::A));
         assert_eq!(m.response_code, ResponseCode::ServFail);
         assert_eq!(m.queries[0].name().to_string(), "example.org.");
         assert_eq!(metrics.panics.with(&[]).get(), 1);
+        assert_eq!(log, [r#"[ERROR] Recovered from panic in server: "dns://:53" boom"#]);
         // The table still answers.
         assert_eq!(ask(&t, "example.org", RecordType::A).response_code, ResponseCode::ServFail);
         assert_eq!(metrics.panics.with(&[]).get(), 2);
+    }
+
+    /// `errors { stacktrace }`: the log line carries the stack the panic happened on, whether
+    /// the chain panicked at once or after waiting.
+    #[test]
+    fn panics_in_a_stacktrace_block_are_logged_with_their_stack() {
+        struct PanicsLater;
+        impl Plugin for PanicsLater {
+            fn name(&self) -> &'static str {
+                "panicslater"
+            }
+            async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
+                tokio::task::yield_now().await;
+                panic!("later")
+            }
+        }
+        crate::server::panic::capture_backtraces();
+        let with_trace = |plugin: Arc<dyn DynPlugin>| {
+            let (zone, rt, route) = block(".", plugin);
+            let rt = BlockRt { chain: rt.chain.clone(), info: rt.info.clone(), stacktrace: true };
+            table(vec![(zone, Arc::new(rt), route)]).0
+        };
+
+        let t = with_trace(Arc::new(Panics));
+        let (m, log) = crate::logging::capture::lines(|| ask(&t, "example.org", RecordType::A));
+        assert_eq!(m.response_code, ResponseCode::ServFail);
+        assert_eq!(log[0], r#"[ERROR] Recovered from panic in server: "dns://:53" boom"#);
+        let trace = log[1..].join("\n");
+        assert!(trace.contains("Panics as clusterdns::plugin::Plugin>::serve"), "{trace}");
+
+        let t = with_trace(Arc::new(PanicsLater));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (out, log) = crate::logging::capture::lines(|| {
+            let mut out = vec![];
+            let Handled::Pending(p) = t.handle(&build_query(3, "a.b", RecordType::A, None), meta(), &mut out) else {
+                panic!("expected pending");
+            };
+            rt.block_on(p.finish(&mut out));
+            out
+        });
+        assert_eq!(Message::from_vec(&out).unwrap().response_code, ResponseCode::ServFail);
+        assert_eq!(log[0], r#"[ERROR] Recovered from panic in server: "dns://:53" later"#);
+        assert!(log[1..].join("\n").contains("PanicsLater"), "{log:?}");
+
+        // A block without the option gets the one line, and no trace is left behind.
+        let (t, _) = table(vec![block(".", Arc::new(Panics))]);
+        let (_, log) = crate::logging::capture::lines(|| ask(&t, "example.org", RecordType::A));
+        assert_eq!(log, [r#"[ERROR] Recovered from panic in server: "dns://:53" boom"#]);
+        assert!(crate::server::panic::take_backtrace().is_none());
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub mod config;
 pub mod dispatch;
 pub mod http;
 pub mod lifecycle;
+pub mod panic;
 mod tcp;
 mod udp;
 
@@ -357,7 +358,7 @@ impl Server {
                 servers: servers.iter().map(|(_, s)| s.clone()).collect(),
                 pos: block.pos.clone(),
             };
-            let chain = self.build_block(block, &info, &mut contributions)?;
+            let (chain, stacktrace) = self.build_block(block, &info, &mut contributions)?;
             if block.plugin_names().any(|p| p == "prometheus") {
                 for server in &info.servers {
                     for zone in &info.zones {
@@ -367,7 +368,10 @@ impl Server {
                     }
                 }
             }
-            let rt = Arc::new(BlockRt { chain, info });
+            if stacktrace {
+                panic::capture_backtraces();
+            }
+            let rt = Arc::new(BlockRt { chain, info, stacktrace });
             for key in &block.keys {
                 for (lk, _) in keys.iter().filter(|(lk, _)| lk.port == key.port && lk.transport == key.transport) {
                     let server = servers.iter().position(|(s, _)| s == lk).expect("listed") as u16;
@@ -440,13 +444,14 @@ impl Server {
         Ok(())
     }
 
-    /// Builds a block's plugins in reverse chain order; returns the chain.
+    /// Builds a block's plugins in reverse chain order; returns the chain and whether a plugin
+    /// asked for panic stack traces.
     fn build_block(
         &self,
         block: &config::BlockPlan,
         info: &BlockInfo,
         out: &mut Contributions,
-    ) -> Result<Chain, Error> {
+    ) -> Result<(Chain, bool), Error> {
         let mut ctx = SetupCtx::new(info, &self.inner.registry, &self.inner.lifecycle, out);
         let mut chain: Vec<Arc<dyn DynPlugin>> = Vec::new();
         for p in block.plugins.iter().rev() {
@@ -456,7 +461,7 @@ impl Server {
             }
         }
         chain.reverse();
-        Ok(chain.into())
+        Ok((chain.into(), ctx.panic_stacktraces()))
     }
 
     /// Binds the UDP sockets (one per worker) and the TCP listener of `key`. Port 0 picks a
@@ -626,4 +631,41 @@ fn jittered(s: ReloadSettings) -> Duration {
 pub(crate) fn sha512_hex(text: &str) -> String {
     let digest = Sha512::digest(text.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `errors { stacktrace }` turns panic stacks on for its own block only.
+    #[test]
+    fn panic_stacktraces_are_asked_for_per_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let corefile = dir.path().join("Corefile");
+        std::fs::write(
+            &corefile,
+            "a.example {\n    errors {\n        stacktrace\n    }\n    whoami\n}\n\
+             b.example {\n    errors\n    whoami\n}\n",
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async {
+            let opts = Options {
+                conf: Some(corefile),
+                quiet: true,
+                udp_workers: Some(1),
+                loopback_ephemeral: true,
+                ..Options::default()
+            };
+            let server = Server::start(opts).await.unwrap();
+            {
+                let state = server.inner.state.lock().await;
+                let table = state.dns.values().next().unwrap().table.load();
+                let stacktrace = |zone: &str| table.block(&Name::parse(zone).unwrap()).unwrap().stacktrace;
+                assert!(stacktrace("a.example."));
+                assert!(!stacktrace("b.example."));
+            }
+            server.shutdown().await;
+        });
+    }
 }

@@ -385,3 +385,78 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The real binary serving a Corefile on 127.0.0.1, for tests that read what it prints.
+pub struct Binary {
+    pub process: Process,
+    /// The DNS address (UDP and TCP).
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Binary {
+    /// Starts the binary on `corefile`, where every `PORT` is replaced by one free port; each
+    /// block should `bind 127.0.0.1`. Returns once the startup banner is printed.
+    pub fn start(corefile: &str) -> Binary {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Binary::start_in(dir, corefile)
+    }
+
+    /// Like [`start`](Self::start), from `dir` (which may hold files the Corefile reads).
+    pub fn start_in(dir: tempfile::TempDir, corefile: &str) -> Binary {
+        let port = free_port();
+        std::fs::write(dir.path().join("Corefile"), corefile.replace("PORT", &port.to_string())).expect("write");
+        let process = Process::spawn(dir.path(), &["-conf", "Corefile"]);
+        process.wait_for_line(TIMEOUT, |l| l.starts_with("clusterdns-"));
+        Binary { process, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Printed lines (stdout and stderr) starting with `prefix`, in order.
+    pub fn lines_starting(&self, prefix: &str) -> Vec<String> {
+        self.process.lines().into_iter().filter(|l| l.starts_with(prefix)).collect()
+    }
+
+    /// Waits until `n` printed lines start with `prefix`; returns them. Panics with the output
+    /// after [`TIMEOUT`].
+    pub fn wait_lines(&self, prefix: &str, n: usize) -> Vec<String> {
+        eventually(TIMEOUT, || Some(self.lines_starting(prefix)).filter(|l| l.len() >= n)).unwrap_or_else(|| {
+            panic!("fewer than {n} lines starting with {prefix:?}; output:\n{}", self.process.lines().join("\n"))
+        })
+    }
+}
+
+/// The ```` ```corefile ```` / `~~~ corefile` blocks of a README, each a whole Corefile.
+pub fn readme_corefiles(readme: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(readme).unwrap_or_else(|e| panic!("{readme}: {e}"));
+    let mut out = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines() {
+        let fence = line.trim_start();
+        match &mut current {
+            None => {
+                for open in ["~~~", "```"] {
+                    if let Some(lang) = fence.strip_prefix(open) {
+                        if lang.trim() == "corefile" {
+                            current = Some((open.to_string(), String::new()));
+                        }
+                    }
+                }
+            }
+            Some((open, body)) => {
+                if fence.starts_with(open.as_str()) {
+                    out.push(std::mem::take(body));
+                    current = None;
+                } else {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+            }
+        }
+    }
+    assert!(current.is_none(), "{readme}: unclosed corefile block");
+    out
+}
