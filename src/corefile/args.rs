@@ -151,9 +151,56 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(total).ok()
 }
 
+/// Formats `d` as Go's `time.Duration.String` does (`2s`, `1m30s`, `1.5s`, `250ms`, `0s`), for
+/// log lines and errors that CoreDNS users know.
+pub fn format_duration(d: Duration) -> String {
+    fn trim(n: u128, unit_nanos: u128, suffix: &str) -> String {
+        let (whole, frac) = (n / unit_nanos, n % unit_nanos);
+        if frac == 0 {
+            return format!("{whole}{suffix}");
+        }
+        let width = unit_nanos.ilog10() as usize;
+        let digits = format!("{frac:0width$}");
+        format!("{whole}.{}{suffix}", digits.trim_end_matches('0'))
+    }
+    let n = d.as_nanos();
+    match n {
+        0 => "0s".into(),
+        n if n < 1_000 => format!("{n}ns"),
+        n if n < 1_000_000 => trim(n, 1_000, "µs"),
+        n if n < 1_000_000_000 => trim(n, 1_000_000, "ms"),
+        n => {
+            let secs = n / 1_000_000_000;
+            let (h, m) = (secs / 3600, secs / 60 % 60);
+            let s = trim(n % 60_000_000_000, 1_000_000_000, "s");
+            match (h, m) {
+                (0, 0) => s,
+                (0, m) => format!("{m}m{s}"),
+                (h, m) => format!("{h}h{m}m{s}"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_duration_strings() {
+        for (d, want) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_secs(2), "2s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_nanos(7), "7ns"),
+        ] {
+            assert_eq!(format_duration(d), want);
+        }
+    }
 
     #[test]
     fn go_durations() {

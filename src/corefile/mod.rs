@@ -7,7 +7,7 @@ mod keys;
 mod lexer;
 mod parse;
 
-pub use args::{Args, once, parse_duration};
+pub use args::{Args, format_duration, once, parse_duration};
 pub use error::{Error, Errors, Pos};
 pub use keys::{ServerKey, Transport, parse_key, reverse_zones};
 pub use lexer::Token;

@@ -2,4 +2,8 @@
 //! its tests, and a README.md documenting its Corefile syntax.
 
 pub mod bind;
+pub mod health;
+pub mod prometheus;
+pub mod ready;
+pub mod reload;
 pub mod whoami;
