@@ -602,11 +602,12 @@ impl Server {
     }
 
     async fn stop(&self) {
-        self.inner.lifecycle.begin_shutdown();
         let lameduck = {
-            // Taking the lock waits for a reload in progress; none starts after this.
+            // Taking the lock waits for a reload in progress; none starts after this, and the
+            // lameduck period is the configuration's that will be the last.
             let mut state = self.inner.state.lock().await;
             state.stopping = true;
+            self.inner.lifecycle.begin_shutdown();
             state.generation.as_ref().map(|g| g.lameduck).unwrap_or_default()
         };
         if !lameduck.is_zero() {
