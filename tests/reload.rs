@@ -89,7 +89,8 @@ fn the_plugin_applies_an_edit_and_keeps_serving_through_a_broken_one() {
     let applied =
         eventually(Duration::from_secs(6), || (rcode(dns, "a.example.net.")? == ResponseCode::NoError).then_some(()));
     assert!(applied.is_some(), "edit not applied:\n{}", r.process.lines().join("\n"));
-    assert!(edited.elapsed() < Duration::from_secs(4), "took {:?}", edited.elapsed());
+    // At most 2.5s; twice that on a loaded machine.
+    assert!(edited.elapsed() < Duration::from_secs(5), "took {:?}", edited.elapsed());
     assert_eq!(rcode(dns, "example.org."), Some(ResponseCode::Refused));
     r.wait_lines(1, TIMEOUT, |l| l == "[INFO] Reloading complete");
     r.wait_lines(2, TIMEOUT, |l| l.starts_with("[INFO] plugin/reload: Running configuration SHA512 = "));
