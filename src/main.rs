@@ -65,7 +65,7 @@ fn main() -> ExitCode {
             let _ = std::fs::remove_file(pidfile);
         }
         match result {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(stopped) => ExitCode::from(stopped.exit_code()),
             Err(e) => {
                 eprintln!("cannot handle signals: {e}");
                 ExitCode::FAILURE

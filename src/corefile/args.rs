@@ -175,47 +175,35 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(total).ok()
 }
 
-/// Prints a duration as Go's `time.Duration.String` does, for log lines CoreDNS words with one:
-/// `0s`, `1.5µs`, `250ms`, `30s`, `1m30s`, `5m0s`, `1h0m0s`.
+/// Formats `d` as Go's `time.Duration.String` does (`2s`, `1m30s`, `1.5s`, `250ms`, `0s`), for
+/// log lines and errors that CoreDNS users know.
 pub fn format_duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns == 0 {
-        return "0s".into();
+    fn trim(n: u128, unit_nanos: u128, suffix: &str) -> String {
+        let (whole, frac) = (n / unit_nanos, n % unit_nanos);
+        if frac == 0 {
+            return format!("{whole}{suffix}");
+        }
+        let width = unit_nanos.ilog10() as usize;
+        let digits = format!("{frac:0width$}");
+        format!("{whole}.{}{suffix}", digits.trim_end_matches('0'))
     }
-    // Under a second: one unit, with a trimmed fraction.
-    if ns < 1_000_000_000 {
-        let (scale, unit) = if ns < 1_000 {
-            (1, "ns")
-        } else if ns < 1_000_000 {
-            (1_000, "µs")
-        } else {
-            (1_000_000, "ms")
-        };
-        return format!("{}{unit}", with_fraction(ns / scale, ns % scale, scale));
+    let n = d.as_nanos();
+    match n {
+        0 => "0s".into(),
+        n if n < 1_000 => format!("{n}ns"),
+        n if n < 1_000_000 => trim(n, 1_000, "µs"),
+        n if n < 1_000_000_000 => trim(n, 1_000_000, "ms"),
+        n => {
+            let secs = n / 1_000_000_000;
+            let (h, m) = (secs / 3600, secs / 60 % 60);
+            let s = trim(n % 60_000_000_000, 1_000_000_000, "s");
+            match (h, m) {
+                (0, 0) => s,
+                (0, m) => format!("{m}m{s}"),
+                (h, m) => format!("{h}h{m}m{s}"),
+            }
+        }
     }
-    let secs = ns / 1_000_000_000;
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if h > 0 || m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    out.push_str(&with_fraction(s, ns % 1_000_000_000, 1_000_000_000));
-    out.push('s');
-    out
-}
-
-/// `whole.fraction` with the fraction's trailing zeros (and a bare point) dropped; `scale` is a
-/// power of ten, `fraction < scale`.
-fn with_fraction(whole: u128, fraction: u128, scale: u128) -> String {
-    if fraction == 0 {
-        return whole.to_string();
-    }
-    let digits = scale.ilog10() as usize;
-    let frac = format!("{fraction:0digits$}");
-    format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
 #[cfg(test)]

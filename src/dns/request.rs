@@ -1,10 +1,12 @@
 //! The query as a plugin sees it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::decode::{Edns, Query, Question, flags};
 use super::{Class, Name, RecordType};
+use crate::metrics::Histogram;
 
 /// The transport a query arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,13 +46,24 @@ pub struct Request {
     proto: Proto,
     received: Instant,
     route: Route,
+    /// Observes the size of the reply once the server has encoded it (see
+    /// [`Request::observe_reply_size`]).
+    reply_size: Option<Arc<Histogram>>,
 }
 
 impl Request {
     /// A request for a decoded query. IPv4-mapped IPv6 peers (from dual-stack sockets) are
     /// recorded as the IPv4 addresses they are.
     pub fn new(query: Query, client: SocketAddr, local: SocketAddr, proto: Proto, received: Instant) -> Request {
-        Request { query, client: unmap(client), local: unmap(local), proto, received, route: Route::default() }
+        Request {
+            query,
+            client: unmap(client),
+            local: unmap(local),
+            proto,
+            received,
+            route: Route::default(),
+            reply_size: None,
+        }
     }
 
     /// A UDP request from 127.0.0.1:53535 for `name` and `qtype`, for tests and benchmarks.
@@ -153,6 +166,21 @@ impl Request {
 
     pub(crate) fn set_route(&mut self, route: Route) {
         self.route = route;
+    }
+
+    /// Asks the server to observe the size in bytes of the reply it encodes for this request
+    /// into `histogram`: the bytes that go on the wire, after truncation, which no plugin can
+    /// know because the server encodes after the whole chain has returned. The prometheus
+    /// plugin uses it for `coredns_dns_response_size_bytes`. A later call replaces an earlier.
+    pub fn observe_reply_size(&mut self, histogram: Arc<Histogram>) {
+        self.reply_size = Some(histogram);
+    }
+
+    /// Records the encoded reply's size where [`Request::observe_reply_size`] asked.
+    pub(crate) fn reply_encoded(&self, len: usize) {
+        if let Some(h) = &self.reply_size {
+            h.observe(len as f64);
+        }
     }
 
     pub(crate) fn query(&self) -> &Query {

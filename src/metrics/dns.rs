@@ -36,6 +36,9 @@ static MONITORED_TYPES: [RecordType; 17] = [
 ];
 const OTHER_TYPE: usize = MONITORED_TYPES.len();
 
+/// Rcodes 0..=23 (NOERROR to BADCOOKIE, the ones with names) have a slot in [`ZoneRecorder`].
+const RCODE_SLOTS: usize = 24;
+
 /// The `zone` label of queries dropped before any block handled them (no zone matched).
 pub const DROPPED_ZONE: &str = "dropped";
 
@@ -124,8 +127,8 @@ pub struct ZoneRecorder {
     duration: OnceLock<Arc<Histogram>>,
     request_size: [OnceLock<Arc<Histogram>>; 2],
     response_size: [OnceLock<Arc<Histogram>>; 2],
-    /// [rcode 0..=23, then other][plugin index]
-    responses: Vec<[OnceLock<Arc<Counter>>; 25]>,
+    /// [plugin index (0 is "")][rcode]; rcodes without a slot are looked up.
+    responses: Vec<[OnceLock<Arc<Counter>>; RCODE_SLOTS]>,
 }
 
 impl ZoneRecorder {
@@ -147,6 +150,17 @@ impl ZoneRecorder {
 
     /// Records one answered query, as CoreDNS's `vars.Report` does.
     pub fn record(&self, req: &Request, outcome: &Outcome) {
+        self.record_answer(req, outcome.rcode, outcome.plugin).observe(outcome.size as f64);
+    }
+
+    /// Records everything about one answered query but the size of its reply, and returns the
+    /// `coredns_dns_response_size_bytes` series that size belongs in, for the caller to observe
+    /// once the reply is encoded ([`Request::observe_reply_size`]). `plugin` is the plugin that
+    /// answered, empty when the reply is the server's (an error's rcode).
+    ///
+    /// After the first query of each label combination this is a handful of atomic operations:
+    /// no lookups, no allocation.
+    pub fn record_answer(&self, req: &Request, rcode: Rcode, plugin: &'static str) -> &Arc<Histogram> {
         let proto = req.proto() as usize;
         let proto_label = req.proto().as_str();
         let family = (req.family() - 1) as usize;
@@ -168,30 +182,25 @@ impl ZoneRecorder {
         self.request_size[proto]
             .get_or_init(|| m.request_size.with(&[s, z, "", proto_label]))
             .observe(req.len() as f64);
-        self.response_size[proto]
-            .get_or_init(|| m.response_size.with(&[s, z, "", proto_label]))
-            .observe(outcome.size as f64);
 
-        let plugin = if outcome.plugin.is_empty() {
-            0
-        } else {
-            match self.plugins.iter().position(|p| *p == outcome.plugin) {
-                Some(i) => i + 1,
-                None => {
-                    // A plugin not known at build time: rare, so look the series up directly.
-                    let rcode = outcome.rcode.to_string();
-                    m.responses.with(&[s, z, "", &rcode, outcome.plugin]).inc();
-                    return;
-                }
-            }
+        let slot = match plugin {
+            "" => Some(0),
+            _ => self.plugins.iter().position(|p| *p == plugin).map(|i| i + 1),
         };
-        let rc = (outcome.rcode.0 as usize).min(24);
-        self.responses[plugin][rc]
-            .get_or_init(|| {
-                let name = if plugin == 0 { "" } else { self.plugins[plugin - 1] };
-                m.responses.with(&[s, z, "", &outcome.rcode.to_string(), name])
-            })
-            .inc();
+        match slot {
+            Some(i) if (rcode.0 as usize) < RCODE_SLOTS => {
+                self.responses[i][rcode.0 as usize]
+                    .get_or_init(|| {
+                        let name = if i == 0 { "" } else { self.plugins[i - 1] };
+                        m.responses.with(&[s, z, "", &rcode.to_string(), name])
+                    })
+                    .inc();
+            }
+            // A plugin not known at build time, or an rcode without a name: rare, so look the series
+            // up directly.
+            _ => m.responses.with(&[s, z, "", &rcode.to_string(), plugin]).inc(),
+        }
+        self.response_size[proto].get_or_init(|| m.response_size.with(&[s, z, "", proto_label]))
     }
 }
 

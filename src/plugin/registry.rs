@@ -20,7 +20,11 @@ impl std::fmt::Debug for PluginEntry {
 
 /// The plugins in execution order (`clusterdns -plugins` prints these names).
 pub static ORDER: &[PluginEntry] = &[
+    PluginEntry { name: "reload", parse: plugins::reload::parse },
     PluginEntry { name: "bind", parse: plugins::bind::parse },
+    PluginEntry { name: "ready", parse: plugins::ready::parse },
+    PluginEntry { name: "health", parse: plugins::health::parse },
+    PluginEntry { name: "prometheus", parse: plugins::prometheus::parse },
     PluginEntry { name: "errors", parse: plugins::errors::parse },
     PluginEntry { name: "log", parse: plugins::log::parse },
     PluginEntry { name: "loadbalance", parse: plugins::loadbalance::parse },

@@ -3,7 +3,11 @@
 
 pub mod bind;
 pub mod errors;
+pub mod health;
 pub mod hosts;
 pub mod loadbalance;
 pub mod log;
+pub mod prometheus;
+pub mod ready;
+pub mod reload;
 pub mod whoami;

@@ -182,8 +182,7 @@ impl ZoneTable {
 
     fn refuse(&self, req: &Request, out: &mut Vec<u8>) {
         let resp = Response::with_rcode("", Rcode::REFUSED);
-        let size = resp.uncompressed_len(req);
-        encode_response(out, req, &resp);
+        let size = encode_response(out, req, &resp).len;
         self.dropped.record(req, &Outcome { rcode: Rcode::REFUSED, plugin: "", size });
     }
 
@@ -220,10 +219,11 @@ impl ZoneTable {
 }
 
 fn encode_result(out: &mut Vec<u8>, req: &Request, result: Result<Response, ServeError>) {
-    match result {
+    let encoded = match result {
         Ok(resp) => encode_response(out, req, &resp),
         Err(e) => encode_response(out, req, &Response::with_rcode("", e.rcode())),
     };
+    req.reply_encoded(encoded.len);
 }
 
 #[cfg(test)]

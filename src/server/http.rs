@@ -19,6 +19,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::corefile::Error;
+
 /// An HTTP listen address as the Corefile gives it (`:8080`, `localhost:9153`,
 /// `127.0.0.1:8181`, `[::1]:8080`): an empty host means every address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,6 +49,14 @@ impl HttpAddr {
             "localhost" => Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port)]),
             h => (h, self.port).to_socket_addrs().map(|a| a.collect()),
         }
+    }
+}
+
+impl HttpAddr {
+    /// The address argument `tok` of `plugin`'s directive, or an error at it.
+    pub fn from_arg(args: &crate::corefile::Args<'_>, tok: &crate::corefile::Token) -> Result<HttpAddr, Error> {
+        HttpAddr::parse(&tok.text)
+            .ok_or_else(|| args.error(tok, format!("invalid address '{}': expected HOST:PORT, e.g. :8080", tok.text)))
     }
 }
 
@@ -83,6 +93,10 @@ impl HttpResponse {
 /// all computed in memory.
 pub trait HttpHandler: Send + Sync + 'static {
     fn handle(&self, req: &HttpRequest<'_>) -> HttpResponse;
+
+    /// Told the socket addresses the handler is served on, each time a configuration that has it
+    /// is swapped in (the health plugin's self-check requests its own endpoint).
+    fn bound(&self, _local: &[SocketAddr]) {}
 }
 
 /// The routes of one address.

@@ -12,8 +12,16 @@
 //!    longer configured stop after finishing their batch; HTTP listeners switch routes likewise;
 //!    the old configuration's tasks end.
 //!
-//! Shutdown: `/ready` turns 503 at once, queries are answered for the lameduck period
-//! (`health { lameduck }`), then listeners stop and in-flight queries finish.
+//! Reload, as CoreDNS does it: SIGUSR1 re-reads and applies the Corefile whatever it holds; with
+//! the *reload* plugin the server also checks the file every interval and applies it when the
+//! SHA-512 of its parse differs from the last one tried. A Corefile that does not parse is a
+//! warning and is retried at the next check; one that parses but cannot be built or bound is a
+//! failed reload (`coredns_reload_failed_total`), logged with every error's position, and is not
+//! retried until it changes again. Either way the running configuration goes on serving.
+//!
+//! Shutdown (SIGTERM, SIGINT): `/ready` turns 503 at once, queries are answered for the lameduck
+//! period (`health { lameduck }`), then listeners stop and in-flight queries get up to 5 s to
+//! finish. No reload starts once shutdown has begun.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -25,9 +33,10 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha512};
 use socket2::Socket;
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Mutex, Notify, OnceCell, watch};
+use tokio::time::Instant;
 
-use crate::corefile::{self, Error, Errors, Pos, Transport};
+use crate::corefile::{self, Corefile, Directive, Error, Errors, Pos, Token, Transport, format_duration};
 use crate::dns::{Name, Route};
 use crate::metrics::dns::DnsMetrics;
 use crate::metrics::{Counter, Family, Gauge, Registry};
@@ -169,15 +178,18 @@ impl Listener {
 struct Generation {
     _contributions: Contributions,
     lameduck: Duration,
-    reload: Option<ReloadSettings>,
+    /// How often to check the Corefile for changes (the reload plugin's interval moved by its
+    /// jitter, drawn once per configuration as CoreDNS does); `None` without the plugin.
+    reload_every: Option<Duration>,
 }
 
 struct State {
     dns: BTreeMap<ListenKey, Listener>,
     http: BTreeMap<HttpAddr, HttpListener>,
     generation: Option<Generation>,
-    /// SHA-512 of the Corefile text now running.
-    hash: String,
+    /// SHA-512 of the parse of the Corefile last tried (applied, or failed to apply after a
+    /// change), which the reload check compares the file against.
+    tried: String,
     /// Set once shutdown began: no more reloads.
     stopping: bool,
 }
@@ -192,7 +204,30 @@ struct Inner {
     reload_failed: Arc<Family<Counter>>,
     reload_version: Arc<Family<Gauge>>,
     state: Mutex<State>,
+    /// Set when shutdown has finished; later callers of `shutdown` wait on it.
+    stopped: OnceCell<()>,
     rt: tokio::runtime::Handle,
+}
+
+/// How [`Server::run_until_signal`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGTERM or SIGINT, then a graceful shutdown.
+    Gracefully,
+    /// A second SIGINT during the graceful shutdown.
+    Forced,
+    /// SIGQUIT: no lameduck, no waiting for queries.
+    Immediately,
+}
+
+impl Stopped {
+    /// The process's exit status, as CoreDNS's: 0, or 2 for a forced quit.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Stopped::Gracefully | Stopped::Immediately => 0,
+            Stopped::Forced => 2,
+        }
+    }
 }
 
 /// A running clusterdns server. Cloning gives another handle to the same server.
@@ -235,15 +270,17 @@ impl Server {
                     dns: BTreeMap::new(),
                     http: BTreeMap::new(),
                     generation: None,
-                    hash: String::new(),
+                    tried: String::new(),
                     stopping: false,
                 }),
+                stopped: OnceCell::new(),
                 rt: tokio::runtime::Handle::current(),
             }),
         };
         let (name, text) = server.read_corefile()?;
+        let corefile = parse_corefile(&name, &text)?;
         let mut state = server.inner.state.lock().await;
-        server.apply(&mut state, &name, &text).await?;
+        server.apply(&mut state, &corefile).await?;
         drop(state);
         if !server.inner.opts.quiet {
             print!("{}", server.banner().await);
@@ -267,35 +304,81 @@ impl Server {
         self.inner.state.lock().await.http.iter().map(|(a, l)| (a.clone(), l.local.clone())).collect()
     }
 
-    /// The reload plugin's settings in the running configuration, if it has the plugin.
-    pub async fn reload_settings(&self) -> Option<ReloadSettings> {
-        self.inner.state.lock().await.generation.as_ref().and_then(|g| g.reload)
+    /// How often the running configuration checks the Corefile for changes: the reload plugin's
+    /// interval moved by its jitter; `None` without the plugin.
+    pub async fn reload_every(&self) -> Option<Duration> {
+        self.inner.state.lock().await.generation.as_ref().and_then(|g| g.reload_every)
     }
 
-    /// Re-reads the Corefile and applies it. With `only_if_changed`, an unchanged file (same
-    /// SHA-512) is left alone and `Ok(false)` returned. On error the running configuration stays,
-    /// the error is logged with its positions and `coredns_reload_failed_total` rises.
+    /// Re-reads the Corefile and applies it; `Ok(true)` if a new configuration now runs. On error
+    /// the running configuration stays and the error is logged with its positions.
+    ///
+    /// * `only_if_changed` false is SIGUSR1: apply whatever the file holds.
+    /// * `only_if_changed` true is the reload plugin's check: apply only when the SHA-512 of the
+    ///   parse differs from the last one tried. A file that does not parse is a warning and is
+    ///   tried again next time; one that fails to build counts in `coredns_reload_failed_total`
+    ///   and is not tried again until it changes. `coredns_reload_version_info` carries the hash
+    ///   last tried, as CoreDNS's does.
     pub async fn reload(&self, only_if_changed: bool) -> Result<bool, ConfigError> {
-        let result = self.try_reload(only_if_changed).await;
-        if let Err(e) = &result {
-            self.inner.reload_failed.with(&[]).inc();
+        if only_if_changed { self.check_for_changes().await } else { self.reload_on_signal().await }
+    }
+
+    async fn check_for_changes(&self) -> Result<bool, ConfigError> {
+        let (name, text) = self.read_corefile().inspect_err(|e| {
+            tracing::warn!(target: "plugin/reload", "Corefile load failed: {e}");
+        })?;
+        let corefile = parse_corefile(&name, &text).inspect_err(|e| {
             for line in e.to_string().lines() {
-                tracing::error!(target: "plugin/reload", "Corefile changed but reload failed: {line}");
+                tracing::warn!(target: "plugin/reload", "Corefile parse failed: {line}");
+            }
+        })?;
+        let digest = corefile_digest(&corefile);
+        let mut state = self.inner.state.lock().await;
+        if state.stopping || digest == state.tried {
+            return Ok(false);
+        }
+        // A changed file is tried once: if it fails, it waits for the next change.
+        state.tried = digest.clone();
+        tracing::info!("Reloading");
+        let result = self.apply(&mut state, &corefile).await;
+        self.set_reload_version(&digest);
+        match result {
+            Ok(()) => {
+                tracing::info!("Reloading complete");
+                Ok(true)
+            }
+            Err(e) => {
+                self.inner.reload_failed.with(&[]).inc();
+                for line in e.to_string().lines() {
+                    tracing::error!(target: "plugin/reload", "Corefile changed but reload failed: {line}");
+                }
+                Err(e)
             }
         }
-        result
     }
 
-    async fn try_reload(&self, only_if_changed: bool) -> Result<bool, ConfigError> {
-        let (name, text) = self.read_corefile()?;
+    async fn reload_on_signal(&self) -> Result<bool, ConfigError> {
+        let report = |e: &ConfigError| {
+            for line in e.to_string().lines() {
+                tracing::error!("SIGUSR1: {line}");
+            }
+        };
+        let (name, text) = self.read_corefile().inspect_err(report)?;
+        let corefile = parse_corefile(&name, &text).inspect_err(report)?;
         let mut state = self.inner.state.lock().await;
-        if state.stopping || (only_if_changed && sha512_hex(&text) == state.hash) {
+        if state.stopping {
             return Ok(false);
         }
         tracing::info!("Reloading");
-        self.apply(&mut state, &name, &text).await?;
+        self.apply(&mut state, &corefile).await.inspect_err(report)?;
         tracing::info!("Reloading complete");
         Ok(true)
+    }
+
+    /// `coredns_reload_version_info` names `digest` alone.
+    fn set_reload_version(&self, digest: &str) {
+        self.inner.reload_version.clear();
+        self.inner.reload_version.with(&["sha512", digest]).set(1.0);
     }
 
     fn read_corefile(&self) -> Result<(String, String), ConfigError> {
@@ -315,12 +398,11 @@ impl Server {
     }
 
     /// Plans, builds aside and swaps in the configuration `text` (see the module documentation).
-    async fn apply(&self, state: &mut State, name: &str, text: &str) -> Result<(), ConfigError> {
-        let corefile = corefile::parse_str(name, text, &|k| std::env::var(k).ok())?;
+    async fn apply(&self, state: &mut State, corefile: &Corefile) -> Result<(), ConfigError> {
         for w in &corefile.warnings {
             tracing::warn!("{w}");
         }
-        let plan = config::plan(&corefile, self.inner.opts.dns_port)?;
+        let plan = config::plan(corefile, self.inner.opts.dns_port)?;
         let listen = listen_keys(&plan)?;
 
         // Build aside: new sockets, then plugins, then tables.
@@ -359,26 +441,25 @@ impl Server {
                 pos: block.pos.clone(),
             };
             let (chain, stacktrace) = self.build_block(block, &info, &mut contributions)?;
-            if block.plugin_names().any(|p| p == "prometheus") {
-                for server in &info.servers {
-                    for zone in &info.zones {
-                        for p in chain.iter() {
-                            enabled.push((server.clone(), zone.to_string(), p.name()));
-                        }
-                    }
-                }
-            }
             if stacktrace {
                 panic::capture_backtraces();
             }
+            // CoreDNS's prometheus sets coredns_plugin_enabled for each zone of each key of its
+            // block, on each address that key listens on, naming every plugin of the chain.
+            let report_enabled = block.plugin_names().any(|p| p == crate::plugins::prometheus::NAME);
             let rt = Arc::new(BlockRt { chain, info, stacktrace });
             for key in &block.keys {
                 for (lk, _) in keys.iter().filter(|(lk, _)| lk.port == key.port && lk.transport == key.transport) {
-                    let server = servers.iter().position(|(s, _)| s == lk).expect("listed") as u16;
+                    let server = servers.iter().position(|(s, _)| s == lk).expect("listed");
                     for zone in &key.zones {
                         let zone_index = block.zones.iter().position(|z| z == zone).expect("listed") as u16;
-                        let route = Route { zone: zone_index, server };
+                        let route = Route { zone: zone_index, server: server as u16 };
                         entries.entry(lk.clone()).or_default().push((zone.clone(), rt.clone(), route));
+                        if report_enabled {
+                            for p in rt.chain.iter() {
+                                enabled.push((servers[server].1.clone(), zone.to_string(), p.name()));
+                            }
+                        }
                     }
                 }
             }
@@ -421,24 +502,26 @@ impl Server {
         state.http.extend(new_http);
         state.http.retain(|addr, _| contributions.http.contains_key(addr));
         for (addr, routes) in &contributions.http {
-            let routes: Routes = routes.iter().map(|(p, r)| (*p, r.handler.clone())).collect();
-            state.http[addr].set_routes(routes);
+            let listener = &state.http[addr];
+            for r in routes.values() {
+                r.handler.bound(&listener.local);
+            }
+            listener.set_routes(routes.iter().map(|(p, r)| (*p, r.handler.clone())).collect::<Routes>());
         }
 
         self.inner.dns_metrics.plugin_enabled.clear();
         for (server, zone, name) in enabled {
             self.inner.dns_metrics.plugin_enabled.with(&[&server, &zone, "", name]).set(1.0);
         }
-        let hash = sha512_hex(text);
+        let digest = corefile_digest(corefile);
         if contributions.reload.is_some() {
-            self.inner.reload_version.clear();
-            self.inner.reload_version.with(&["sha512", &hash]).set(1.0);
-            tracing::info!(target: "plugin/reload", "Running configuration SHA512 = {hash}");
+            self.set_reload_version(&digest);
+            tracing::info!(target: "plugin/reload", "Running configuration SHA512 = {digest}");
         }
-        state.hash = hash;
+        state.tried = digest;
         state.generation = Some(Generation {
             lameduck: contributions.lameduck,
-            reload: contributions.reload,
+            reload_every: contributions.reload.map(jittered),
             _contributions: contributions,
         });
         Ok(())
@@ -517,16 +600,23 @@ impl Server {
     }
 
     /// Stops the server: `/ready` turns 503, queries are still answered for the lameduck
-    /// period, then listeners stop and in-flight queries get up to 5 s to finish.
+    /// period, then listeners stop and in-flight queries get up to 5 s to finish. Calls after
+    /// the first wait for it to finish.
     pub async fn shutdown(&self) {
-        self.inner.lifecycle.begin_shutdown();
+        self.inner.stopped.get_or_init(|| self.stop()).await;
+    }
+
+    async fn stop(&self) {
         let lameduck = {
+            // Taking the lock waits for a reload in progress; none starts after this, and the
+            // lameduck period is the configuration's that will be the last.
             let mut state = self.inner.state.lock().await;
             state.stopping = true;
+            self.inner.lifecycle.begin_shutdown();
             state.generation.as_ref().map(|g| g.lameduck).unwrap_or_default()
         };
         if !lameduck.is_zero() {
-            tracing::info!(target: "plugin/health", "Going into lameduck mode for {lameduck:?}");
+            tracing::info!(target: "plugin/health", "Going into lameduck mode for {}", format_duration(lameduck));
             tokio::time::sleep(lameduck).await;
         }
         let mut state = self.inner.state.lock().await;
@@ -538,28 +628,56 @@ impl Server {
         state.generation = None;
     }
 
-    /// Serves until SIGTERM or SIGINT, reloading on SIGUSR1 and, with the reload plugin, when
-    /// the Corefile changes; then shuts down gracefully.
-    pub async fn run_until_signal(&self) -> std::io::Result<()> {
+    /// Serves until SIGTERM, SIGINT or SIGQUIT, reloading on SIGUSR1 and, with the reload
+    /// plugin, when the Corefile changes; then shuts down gracefully (SIGQUIT: at once). As in
+    /// CoreDNS, SIGHUP is ignored and a second SIGINT during shutdown quits at once.
+    pub async fn run_until_signal(&self) -> std::io::Result<Stopped> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        let mut quit = signal(SignalKind::quit())?;
+        let mut hup = signal(SignalKind::hangup())?;
         let mut usr1 = signal(SignalKind::user_defined1())?;
+        let mut next_check = self.reload_every().await.map(|every| Instant::now() + every);
         loop {
-            let wait = match self.reload_settings().await {
-                Some(s) => jittered(s),
-                None => Duration::from_secs(3600),
+            let check = async {
+                match next_check {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
             };
-            let polling = self.reload_settings().await.is_some();
             tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = usr1.recv() => { let _ = self.reload(false).await; }
-                _ = tokio::time::sleep(wait) => if polling { let _ = self.reload(true).await; },
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: Shutting down servers then terminating");
+                    break;
+                }
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: Shutting down");
+                    break;
+                }
+                _ = quit.recv() => {
+                    tracing::info!("SIGQUIT: Quitting process immediately");
+                    return Ok(Stopped::Immediately);
+                }
+                _ = hup.recv() => {}
+                _ = usr1.recv() => {
+                    tracing::info!("SIGUSR1: Reloading");
+                    let _ = self.reload(false).await;
+                }
+                _ = check => {
+                    let _ = self.reload(true).await;
+                }
+            }
+            // A new configuration starts its own period; an unchanged one keeps its rhythm.
+            next_check = self.reload_every().await.map(|every| Instant::now() + every);
+        }
+        tokio::select! {
+            _ = self.shutdown() => Ok(Stopped::Gracefully),
+            _ = int.recv() => {
+                tracing::info!("SIGINT: Force quit");
+                Ok(Stopped::Forced)
             }
         }
-        self.shutdown().await;
-        Ok(())
     }
 
     /// The startup banner CoreDNS prints: one `zone:port` line per served zone, then the version.
@@ -619,23 +737,80 @@ fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
-/// `interval` moved by a random amount within half of `jitter` either way, as CoreDNS's reload
-/// plugin spreads the checks of many replicas.
+/// The reload plugin's interval moved by a random amount in [-jitter/2, jitter/2), drawn once
+/// per configuration, as CoreDNS spreads the checks of replicas that started together.
 fn jittered(s: ReloadSettings) -> Duration {
-    let jitter = s.jitter.as_millis() as i64;
-    let shift = if jitter == 0 { 0 } else { fastrand::i64(0..jitter) - jitter / 2 };
-    let ms = s.interval.as_millis() as i64 + shift;
-    Duration::from_millis(ms.max(0) as u64)
+    let jitter = s.jitter.as_nanos() as i128;
+    let shift = if jitter == 0 { 0 } else { fastrand::i128(0..jitter) - jitter / 2 };
+    let nanos = (s.interval.as_nanos() as i128 + shift).max(0);
+    Duration::from_nanos(nanos as u64)
 }
 
-pub(crate) fn sha512_hex(text: &str) -> String {
-    let digest = Sha512::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// Parses Corefile `text` from the file `name`, with the process environment.
+fn parse_corefile(name: &str, text: &str) -> Result<Corefile, ConfigError> {
+    Ok(corefile::parse_str(name, text, &|k| std::env::var(k).ok())?)
+}
+
+/// The SHA-512, in hex, of a parsed Corefile: its blocks, keys, directives and arguments after
+/// imports, snippets and environment variables are expanded. As with CoreDNS's hash of its
+/// parse, comments and spacing do not change it and an edit to an imported file does.
+fn corefile_digest(corefile: &Corefile) -> String {
+    fn token(h: &mut Sha512, t: &Token) {
+        h.update([t.quoted as u8]);
+        h.update((t.text.len() as u64).to_le_bytes());
+        h.update(t.text.as_bytes());
+    }
+    fn directive(h: &mut Sha512, d: &Directive) {
+        token(h, &d.name);
+        h.update((d.args.len() as u64).to_le_bytes());
+        d.args.iter().for_each(|a| token(h, a));
+        match &d.block {
+            Some(b) => {
+                h.update(b"{");
+                h.update((b.lines.len() as u64).to_le_bytes());
+                b.lines.iter().for_each(|l| directive(h, l));
+            }
+            None => h.update(b";"),
+        }
+    }
+    let mut h = Sha512::new();
+    for block in &corefile.blocks {
+        h.update((block.keys.len() as u64).to_le_bytes());
+        block.keys.iter().for_each(|k| token(&mut h, k));
+        h.update((block.directives.len() as u64).to_le_bytes());
+        block.directives.iter().for_each(|d| directive(&mut h, d));
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn digest(text: &str) -> String {
+        corefile_digest(&corefile::parse_str("Corefile", text, &|_| None).unwrap())
+    }
+
+    #[test]
+    fn digest_follows_the_parse_not_the_text() {
+        let base = digest(". {\n    whoami\n}\n");
+        assert_eq!(base.len(), 128);
+        assert_eq!(base, digest("# a comment\n.   {\n  whoami   # here too\n}"));
+        assert_ne!(base, digest(". {\n    whoami\n    log\n}\n"));
+        assert_ne!(digest(". {\n hosts a b\n}"), digest(". {\n hosts \"a b\"\n}"));
+        assert_ne!(digest(". {\n x {\n }\n}"), digest(". {\n x\n}"));
+    }
+
+    #[test]
+    fn jitter_moves_the_interval_within_half_of_it_either_way() {
+        let s = ReloadSettings { interval: Duration::from_secs(10), jitter: Duration::from_secs(4) };
+        for _ in 0..200 {
+            let d = jittered(s);
+            assert!(d >= Duration::from_secs(8) && d < Duration::from_secs(12), "{d:?}");
+        }
+        let none = ReloadSettings { interval: Duration::from_secs(10), jitter: Duration::ZERO };
+        assert_eq!(jittered(none), Duration::from_secs(10));
+    }
 
     /// `errors { stacktrace }` turns panic stacks on for its own block only.
     #[test]
