@@ -86,6 +86,7 @@ pub(crate) struct Faults {
     pause: watch::Sender<Option<PauseMode>>,
     cuts: watch::Sender<Cut>,
     open_watches: watch::Sender<usize>,
+    bookmarks: watch::Sender<u64>,
 }
 
 impl Faults {
@@ -95,6 +96,7 @@ impl Faults {
             pause: watch::Sender::new(None),
             cuts: watch::Sender::new(Cut::default()),
             open_watches: watch::Sender::new(0),
+            bookmarks: watch::Sender::new(0),
         }
     }
 
@@ -130,6 +132,11 @@ impl Faults {
         OpenWatch(&self.open_watches)
     }
 
+    /// Counts a BOOKMARK sent.
+    pub(crate) fn bookmark_sent(&self) {
+        self.bookmarks.send_modify(|n| *n += 1);
+    }
+
     fn cut(&self, abort: bool) {
         self.cuts.send_modify(|c| {
             *c = Cut {
@@ -157,6 +164,8 @@ pub(crate) struct Shared {
     pub address: SocketAddr,
     pub faults: Faults,
     requests: Mutex<VecDeque<RequestRecord>>,
+    /// How many requests were answered, for tests waiting on one.
+    answered: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -166,6 +175,8 @@ impl Shared {
             log.pop_front();
         }
         log.push_back(record);
+        drop(log);
+        self.answered.send_modify(|n| *n += 1);
     }
 }
 
@@ -270,6 +281,7 @@ impl Builder {
             address,
             faults: Faults::new(),
             requests: Mutex::new(VecDeque::new()),
+            answered: watch::Sender::new(0),
         });
 
         let objects = self
@@ -613,8 +625,48 @@ impl TestApiServer {
         )
     }
 
-    /// The requests answered so far (the last 10,000), oldest first.
+    /// How many BOOKMARK events watches have sent.
+    pub fn bookmarks_sent(&self) -> u64 {
+        *self.shared.faults.bookmarks.borrow()
+    }
+
+    /// Waits until `condition` holds for the number of bookmarks sent; false on timeout.
+    pub async fn wait_for_bookmarks(
+        &self,
+        condition: impl FnMut(&u64) -> bool,
+        timeout: Duration,
+    ) -> bool {
+        let mut sent = self.shared.faults.bookmarks.subscribe();
+        matches!(
+            tokio::time::timeout(timeout, sent.wait_for(condition)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// The requests answered so far (the last 10,000), oldest first. A watch counts as answered
+    /// when its stream starts.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.requests.lock().iter().cloned().collect()
+    }
+
+    /// Waits until `condition` holds for [`requests`](Self::requests); false on timeout.
+    pub async fn wait_for_requests(
+        &self,
+        mut condition: impl FnMut(&[RequestRecord]) -> bool,
+        timeout: Duration,
+    ) -> bool {
+        let mut answered = self.shared.answered.subscribe();
+        let wait = async {
+            loop {
+                answered.borrow_and_update();
+                if condition(&self.requests()) {
+                    return true;
+                }
+                if answered.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
     }
 }

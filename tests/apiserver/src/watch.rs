@@ -222,7 +222,11 @@ impl Watch<'_> {
         if bookmark {
             self.out.bookmark(self.spec.kind, now, false);
         }
-        self.out.flush().await
+        self.out.flush().await?;
+        if bookmark {
+            self.shared.faults.bookmark_sent();
+        }
+        Ok(())
     }
 
     /// Writes `event` as this watch sees it: with a selector, an object that starts matching is
