@@ -101,16 +101,13 @@ async fn try_respond<B>(
 }
 
 fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &shared.token else {
-        return Ok(());
-    };
     let presented = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    if presented == Some(token.as_str()) {
+    if presented == Some(shared.token.as_str()) {
         Ok(())
     } else {
         Err(ApiError::unauthorized())

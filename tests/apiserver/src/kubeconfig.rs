@@ -5,7 +5,7 @@ pub const CONTEXT: &str = "clusterdns-test";
 
 /// A kubeconfig for `server` (`https://…` or `http://…`), trusting `ca_pem` and presenting
 /// `token`, with `default` as the context's namespace.
-pub(crate) fn render(server: &str, ca_pem: Option<&str>, token: Option<&str>) -> String {
+pub(crate) fn render(server: &str, ca_pem: Option<&str>, token: &str) -> String {
     use base64::Engine;
     // Values are written as JSON strings, which YAML reads as double-quoted scalars.
     let quote = |s: &str| serde_json::to_string(s).expect("strings serialize");
@@ -17,10 +17,8 @@ pub(crate) fn render(server: &str, ca_pem: Option<&str>, token: Option<&str>) ->
             quote(&data)
         ));
     }
-    let user = match token {
-        Some(token) => format!("    token: {}\n", quote(token)),
-        None => "    {}\n".to_owned(),
-    };
+    // kubectl prompts for a password when a user has no credentials, so there is always a token.
+    let user = format!("    token: {}\n", quote(token));
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT}\n  cluster:\n{cluster}users:\n- name: {CONTEXT}\n  user:\n{user}\
          contexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {CONTEXT}\n    namespace: default\n\
@@ -37,7 +35,7 @@ mod tests {
         let text = render(
             "https://127.0.0.1:6443",
             Some("-----BEGIN CERTIFICATE-----\n"),
-            Some("t\"ok"),
+            "t\"ok",
         );
         let config = kube::config::Kubeconfig::from_yaml(&text).unwrap();
         assert_eq!(config.current_context.as_deref(), Some(CONTEXT));
@@ -50,7 +48,7 @@ mod tests {
         assert!(token.is_some());
 
         let plain =
-            kube::config::Kubeconfig::from_yaml(&render("http://127.0.0.1:1", None, None)).unwrap();
+            kube::config::Kubeconfig::from_yaml(&render("http://127.0.0.1:1", None, "t")).unwrap();
         assert!(
             plain.clusters[0]
                 .cluster

@@ -57,18 +57,16 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let token = match args.token {
-        Some(token) => token,
-        None => random_token()?,
-    };
     let mut builder = TestApiServer::builder()
         .bind(SocketAddr::new(args.address, args.port))
-        .token(token)
         .history_limit(args.history_limit)
         .bookmark_interval(Duration::from_secs(args.bookmark_interval.max(1)))
         .kubeconfig_path(&args.kubeconfig_out);
     if args.http {
         builder = builder.http();
+    }
+    if let Some(token) = args.token {
+        builder = builder.token(token);
     }
     let started = Instant::now();
     let api = builder.start().await?;
@@ -96,16 +94,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     shutdown_signal().await?;
     eprintln!("clusterdns-apiserver: stopping");
     Ok(())
-}
-
-/// 128 random bits, hex-encoded, from the crypto provider rustls uses.
-fn random_token() -> Result<String, Box<dyn std::error::Error>> {
-    let mut bytes = [0u8; 16];
-    rustls::crypto::ring::default_provider()
-        .secure_random
-        .fill(&mut bytes)
-        .map_err(|_| "no secure random source")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 async fn shutdown_signal() -> std::io::Result<()> {

@@ -158,7 +158,8 @@ impl Drop for OpenWatch<'_> {
 /// What request handlers share.
 pub(crate) struct Shared {
     pub store: RwLock<Store>,
-    pub token: Option<String>,
+    /// The bearer token every request must present.
+    pub token: String,
     pub bookmark_interval: Duration,
     /// Where clients reach the server, for discovery's serverAddressByClientCIDRs.
     pub address: SocketAddr,
@@ -221,7 +222,8 @@ impl Builder {
         self
     }
 
-    /// Require `Authorization: Bearer <token>` (401 otherwise); the kubeconfig presents it.
+    /// The bearer token requests must present (`Authorization: Bearer <token>`, 401 otherwise);
+    /// a random one by default. The kubeconfig presents it.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
         self
@@ -276,7 +278,10 @@ impl Builder {
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
             store: RwLock::new(Store::new(self.history_limit)),
-            token: self.token,
+            token: match self.token {
+                Some(token) => token,
+                None => random_token()?,
+            },
             bookmark_interval: self.bookmark_interval,
             address,
             faults: Faults::new(),
@@ -320,7 +325,7 @@ impl Builder {
         };
         std::fs::write(
             &kubeconfig_path,
-            kubeconfig::render(&url, ca_pem.as_deref(), shared.token.as_deref()),
+            kubeconfig::render(&url, ca_pem.as_deref(), &shared.token),
         )?;
 
         let acceptor = tls.map(|t| TlsAcceptor::from(t.config));
@@ -336,6 +341,16 @@ impl Builder {
             task,
         })
     }
+}
+
+/// 128 random bits, hex-encoded, from the crypto provider the server's TLS uses.
+fn random_token() -> Result<String, Error> {
+    let mut bytes = [0u8; 16];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| Error::Tls("no secure random source for a token".into()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
@@ -483,6 +498,11 @@ impl TestApiServer {
     /// The kubeconfig that reaches it, for kube-rs, kubectl or the DNS server under test.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig_path
+    }
+
+    /// The bearer token clients must present.
+    pub fn token(&self) -> &str {
+        &self.shared.token
     }
 
     /// The CA certificate (PEM) that signed its serving certificate; `None` over plain HTTP.
