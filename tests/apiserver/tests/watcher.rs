@@ -760,3 +760,115 @@ async fn gen_cluster_file_serves_every_kind_to_watchers() {
             .all(|s| s.metadata.namespace.as_deref() == Some("apps"))
     );
 }
+
+#[tokio::test]
+async fn resource_version_semantics_of_lists_and_watches() {
+    let api = TestApiServer::builder().start().await.unwrap();
+    api.apply_batch(services(3)).unwrap();
+    let client = api.kube_client().await.unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), "ns-0");
+    let before = api.resource_version();
+    api.apply(service("ns-0", "later", "10.0.0.7")).unwrap();
+
+    // Exact: the list as it was; NotOlderThan and unset: as it is.
+    let exact = services
+        .list(
+            &ListParams::default()
+                .at(&before.to_string())
+                .matching(kube::api::VersionMatch::Exact),
+        )
+        .await
+        .unwrap();
+    assert_eq!(exact.metadata.resource_version, Some(before.to_string()));
+    assert_eq!(exact.items.len(), 1);
+    let newer = services
+        .list(
+            &ListParams::default()
+                .at(&before.to_string())
+                .matching(kube::api::VersionMatch::NotOlderThan),
+        )
+        .await
+        .unwrap();
+    assert_eq!(newer.items.len(), 2);
+    assert_eq!(
+        newer.metadata.resource_version,
+        Some(api.resource_version().to_string())
+    );
+
+    let raw = |uri: &str| http::Request::get(uri).body(Vec::new()).unwrap();
+    for (uri, code) in [
+        ("/api/v1/services?resourceVersionMatch=Exact", 422),
+        (
+            "/api/v1/services?resourceVersion=0&resourceVersionMatch=Exact",
+            422,
+        ),
+        (
+            "/api/v1/services?watch=1&resourceVersionMatch=NotOlderThan",
+            422,
+        ),
+        (
+            "/api/v1/services?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan",
+            422,
+        ),
+        ("/api/v1/services?resourceVersion=abc", 400),
+        ("/api/v1/services?continue=garbage", 400),
+        ("/api/v1/services?watch=1&limit=5", 400),
+    ] {
+        let err = client.request_text(raw(uri)).await.unwrap_err();
+        assert!(
+            matches!(&err, kube::Error::Api(s) if s.code == code),
+            "{uri}: {err}"
+        );
+    }
+
+    // A streaming list: the state as ADDED events, then the bookmark that ends it.
+    let wp = WatchParams {
+        send_initial_events: true,
+        ..WatchParams::default()
+    };
+    let mut stream = services.watch(&wp, "").await.unwrap().boxed();
+    let seen = until("the initial-events-end bookmark", &mut stream, |e| {
+        matches!(e, Ok(WatchEvent::Bookmark(_)))
+    })
+    .await;
+    assert_eq!(
+        seen.iter()
+            .filter(|e| matches!(e, Ok(WatchEvent::Added(_))))
+            .count(),
+        2
+    );
+    let Some(Ok(WatchEvent::Bookmark(end))) = seen.last() else {
+        unreachable!()
+    };
+    assert_eq!(
+        end.metadata
+            .annotations
+            .get("k8s.io/initial-events-end")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        end.metadata.resource_version,
+        api.resource_version().to_string()
+    );
+    api.delete(Kind::Service, "ns-0", "later");
+    let seen = until("the deletion", &mut stream, |e| {
+        matches!(e, Ok(WatchEvent::Deleted(_)))
+    })
+    .await;
+    assert_eq!(seen.len(), 1, "nothing but the deletion: {seen:?}");
+
+    // A watch from a resourceVersion the server has not reached waits, then fails with 504.
+    let ahead = (api.resource_version() + 100).to_string();
+    let mut stream = services
+        .watch(&WatchParams::default(), &ahead)
+        .await
+        .unwrap()
+        .boxed();
+    match within("the too-large ERROR", stream.next()).await {
+        Some(Ok(WatchEvent::Error(status))) => {
+            assert_eq!((status.code, status.reason.as_str()), (504, "Timeout"))
+        }
+        other => panic!("expected an ERROR event, got {other:?}"),
+    }
+}
