@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! file     = { space | comment | token }
-//! space    = whitespace characters; a newline ends the current line
+//! space    = Unicode whitespace (as Go's unicode.IsSpace); a newline ends the current line
 //! comment  = "#" { any character but newline }      (a "#" anywhere outside quotes)
 //! token    = quoted | word
 //! quoted   = '"' { escape | any character but '"' } '"'    (may span lines)
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use nom::branch::alt;
 use nom::bytes::complete::{take_till, take_while1};
-use nom::character::complete::{char, multispace1};
+use nom::character::complete::char;
 use nom::combinator::{recognize, value};
 use nom::multi::many0;
 use nom::sequence::pair;
@@ -83,7 +83,8 @@ pub fn lex(file: &Arc<str>, text: &str) -> Result<Vec<Token>, Error> {
 /// Whitespace and comments.
 fn skip(input: &str) -> IResult<&str, ()> {
     let comment = recognize(pair(char('#'), take_till(|c| c == '\n')));
-    value((), many0(alt((multispace1, comment)))).parse(input)
+    let space = take_while1(char::is_whitespace);
+    value((), many0(alt((space, comment)))).parse(input)
 }
 
 /// One token: its text and whether it was quoted.
@@ -185,6 +186,16 @@ mod tests {
     #[test]
     fn columns_count_characters_and_skip_bom() {
         assert_eq!(words("\u{feff}é x"), vec![w("é", 1, 1), w("x", 1, 3)]);
+    }
+
+    /// A no-break space or form feed between tokens was taken for the start of a token, which
+    /// then failed as "unterminated quoted string".
+    #[test]
+    fn unicode_whitespace_separates_tokens() {
+        assert_eq!(
+            words("a\u{a0}b\u{c}c\u{b}\n\u{2003}d"),
+            vec![w("a", 1, 1), w("b", 1, 3), w("c", 1, 5), w("d", 2, 2)]
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::{Error, Pos};
+use super::files::{FileKind, Files, OsFiles};
 use super::lexer::{Token, lex};
 
 /// CoreDNS's cap on snippet and on file imports in one parse.
@@ -80,10 +81,22 @@ pub fn parse_file(path: &Path) -> Result<Corefile, Error> {
 /// Parses Corefile `text` named `file_name` (imports are relative to its directory), looking up
 /// `{$VAR}` substitutions with `env`.
 pub fn parse_str(file_name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Corefile, Error> {
+    parse_str_with(file_name, text, env, &OsFiles)
+}
+
+/// Like [`parse_str`], with imported files read from `files` (a [`MemoryFiles`](super::MemoryFiles)
+/// keeps parsing off the disk: for fuzzing and tests).
+pub fn parse_str_with(
+    file_name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    files: &dyn Files,
+) -> Result<Corefile, Error> {
     let file: Arc<str> = file_name.into();
-    let root = Arc::new(Frame { source: Source::File(canonical(Path::new(file_name))), parent: None });
+    let root = Arc::new(Frame { source: Source::File(files.canonical(Path::new(file_name))), parent: None });
     let tokens = lex(&file, text)?;
     let mut p = Parser {
+        files,
         stack: Vec::new(),
         last: None,
         snippets: HashMap::new(),
@@ -134,6 +147,7 @@ struct PToken {
 }
 
 struct Parser<'e> {
+    files: &'e dyn Files,
     /// Tokens still to read, the next one last.
     stack: Vec<PToken>,
     /// File and end line of the last token read, to tell when a token starts a new line.
@@ -382,12 +396,10 @@ impl Parser<'_> {
         }
         let has_wildcard = pattern_str.contains(['*', '?']);
         let mut matches: Vec<PathBuf> = if has_wildcard {
-            glob::glob(&pattern_str)
+            self.files
+                .glob(&pattern_str)
                 .map_err(|e| Error::syntax(&arg.pos, format!("import: bad glob pattern {pattern_str}: {e}")))?
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect()
-        } else if pattern.exists() {
+        } else if self.files.kind(&pattern).is_some() {
             vec![pattern.clone()]
         } else {
             return Err(Error::syntax(&arg.pos, format!("import: file not found: {pattern_str}")));
@@ -398,7 +410,7 @@ impl Parser<'_> {
         }
         let mut spliced = Vec::new();
         for path in matches {
-            let source = Source::File(canonical(&path));
+            let source = Source::File(self.files.canonical(&path));
             check_cycle(&imp.frame, &source, pos)?;
             self.file_expansions += 1;
             if self.file_expansions > MAX_IMPORT_EXPANSIONS {
@@ -407,10 +419,19 @@ impl Parser<'_> {
                     format!("maximum file import depth ({MAX_IMPORT_EXPANSIONS}) exceeded"),
                 ));
             }
-            if path.is_dir() {
-                return Err(Error::syntax(&arg.pos, format!("import: {} is a directory", path.display())));
+            match self.files.kind(&path) {
+                Some(FileKind::File) => {}
+                Some(FileKind::Dir) => {
+                    return Err(Error::syntax(&arg.pos, format!("import: {} is a directory", path.display())));
+                }
+                // Reading a device or FIFO could block or never end.
+                _ => {
+                    return Err(Error::syntax(&arg.pos, format!("import: {} is not a regular file", path.display())));
+                }
             }
-            let text = std::fs::read_to_string(&path)
+            let text = self
+                .files
+                .read(&path)
                 .map_err(|e| Error::syntax(&arg.pos, format!("import: cannot read {}: {e}", path.display())))?;
             let file: Arc<str> = path.to_string_lossy().into();
             let frame = Arc::new(Frame { source, parent: Some(imp.frame.clone()) });
@@ -448,10 +469,6 @@ fn check_cycle(frame: &Arc<Frame>, source: &Source, pos: &Pos) -> Result<(), Err
         return Err(Error::syntax(pos, format!("import cycle: {}", chain.join(" -> "))));
     }
     Ok(())
-}
-
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Substitutes `{%VAR%}` and then `{$VAR}` with the variable's value (empty when unset).
@@ -633,5 +650,33 @@ mod tests {
         let e = parse_str(&name, "import loop1\n", &no_env).unwrap_err();
         assert!(e.to_string().contains("import cycle: "), "{e}");
         assert!(e.to_string().contains("loop1 -> "), "{e}");
+    }
+
+    /// `import /dev/zero` read forever and `import` of a FIFO blocked: only regular files are read.
+    #[test]
+    fn import_of_a_device_is_an_error_not_a_hang() {
+        let e = parse(". {\n import /dev/zero\n}").unwrap_err();
+        assert_eq!(e.to_string(), "Corefile:2:9: import: /dev/zero is not a regular file");
+    }
+
+    #[test]
+    fn imports_from_memory_never_touch_the_disk() {
+        use crate::corefile::MemoryFiles;
+        let files = MemoryFiles::new()
+            .with("/etc/coredns/Corefile", "")
+            .with("/etc/coredns/conf.d/a.conf", "a.org {\n import ../common\n}\n")
+            .with("/etc/coredns/common", "whoami\n")
+            .with("/etc/coredns/self", "import self\n");
+        let main = "/etc/coredns/Corefile";
+        let c = parse_str_with(main, "import conf.d/*.conf\n", &no_env, &files).unwrap();
+        assert_eq!(render(&c), ["a.org: whoami"]);
+        assert_eq!(c.blocks[0].directives[0].name.pos.to_string(), "/etc/coredns/conf.d/../common:1:1");
+        let e = parse_str_with(main, "import self\n", &no_env, &files).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/coredns/self:1:1: import cycle: /etc/coredns/Corefile -> /etc/coredns/self -> /etc/coredns/self"
+        );
+        let e = parse_str_with(main, "import /etc/passwd\n", &no_env, &files).unwrap_err();
+        assert_eq!(e.to_string(), "/etc/coredns/Corefile:1:8: import: file not found: /etc/passwd");
     }
 }
