@@ -40,8 +40,14 @@ impl<'a> Args<'a> {
     pub fn required(&mut self, what: &str) -> Result<&'a Token, Error> {
         match self.next_arg() {
             Some(t) => Ok(t),
-            None => Err(self.error_at(&self.dir.end_pos(), format!("{}: expected {what}", self.dir.name.text))),
+            None => Err(self.error_at(&self.dir.end_pos(), format!("{}expected {what}", self.subject()))),
         }
+    }
+
+    /// `"except: "` for a property line; nothing for the directive itself, whose name the
+    /// error already carries as its plugin (`bind: expected ...`, not `bind: bind: expected ...`).
+    fn subject(&self) -> String {
+        if self.dir.name.text == self.plugin { String::new() } else { format!("{}: ", self.dir.name.text) }
     }
 
     /// All remaining arguments.
@@ -71,7 +77,7 @@ impl<'a> Args<'a> {
     /// Errors if the directive has a block.
     pub fn no_block(&self) -> Result<(), Error> {
         match &self.dir.block {
-            Some(Block { open, .. }) => Err(self.error_at(open, format!("{}: takes no block", self.dir.name.text))),
+            Some(Block { open, .. }) => Err(self.error_at(open, format!("{}takes no block", self.subject()))),
             None => Ok(()),
         }
     }
