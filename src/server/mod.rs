@@ -440,23 +440,13 @@ impl Server {
         Ok(())
     }
 
-    /// Builds a block's plugins in reverse chain order; returns the chain.
     fn build_block(
         &self,
         block: &config::BlockPlan,
         info: &BlockInfo,
         out: &mut Contributions,
     ) -> Result<Chain, Error> {
-        let mut ctx = SetupCtx::new(info, &self.inner.registry, &self.inner.lifecycle, out);
-        let mut chain: Vec<Arc<dyn DynPlugin>> = Vec::new();
-        for p in block.plugins.iter().rev() {
-            if let Some(plugin) = p.config.build(&mut ctx)? {
-                ctx.note_built(plugin.name());
-                chain.push(plugin);
-            }
-        }
-        chain.reverse();
-        Ok(chain.into())
+        build_chain(block, info, &self.inner.registry, &self.inner.lifecycle, out)
     }
 
     /// Binds the UDP sockets (one per worker) and the TCP listener of `key`. Port 0 picks a
@@ -576,6 +566,27 @@ impl Server {
         out.push_str(&format!("{}/{}, rust\n", std::env::consts::OS, std::env::consts::ARCH));
         out
     }
+}
+
+/// Builds a block's plugins in reverse chain order (see [`setup`](crate::plugin::setup)); returns
+/// the chain. The server's build step, and the fuzzing harness's.
+pub(crate) fn build_chain(
+    block: &config::BlockPlan,
+    info: &BlockInfo,
+    registry: &Arc<Registry>,
+    lifecycle: &Arc<Lifecycle>,
+    out: &mut Contributions,
+) -> Result<Chain, Error> {
+    let mut ctx = SetupCtx::new(info, registry, lifecycle, out);
+    let mut chain: Vec<Arc<dyn DynPlugin>> = Vec::new();
+    for p in block.plugins.iter().rev() {
+        if let Some(plugin) = p.config.build(&mut ctx)? {
+            ctx.note_built(plugin.name());
+            chain.push(plugin);
+        }
+    }
+    chain.reverse();
+    Ok(chain.into())
 }
 
 /// The listen keys of each block (by block index), each with the position to blame if it
