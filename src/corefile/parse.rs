@@ -73,7 +73,7 @@ pub struct Block {
 pub fn parse_file(path: &Path) -> Result<Corefile, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let file: Arc<str> = path.display().to_string().into();
-        Error::syntax(&Pos::new(&file, 0, 0), format!("cannot read: {e}"))
+        Error::syntax(&Pos::new(&file, 0, 0), format!("cannot read the Corefile: {e}"))
     })?;
     parse_str(&path.display().to_string(), &text, &|k| std::env::var(k).ok())
 }
