@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use clusterdns::corefile::parse_str;
 use clusterdns::plugin::registry;
@@ -303,13 +302,8 @@ fn broken_corefiles_through_validate() {
         std::fs::write(dir.path().join("Corefile"), case.corefile).unwrap();
         let mut p = Process::spawn(dir.path(), &["-validate", "-conf", "Corefile"]);
         let code = p.wait_exit(TIMEOUT);
-        // The output threads may still be reading: wait for the last line.
         let want = expected(case, dir.path(), true);
-        let got = eventually(Duration::from_secs(2), || {
-            let lines: Vec<String> = p.lines().into_iter().filter(|l| !l.starts_with("warning: ")).collect();
-            (lines.len() >= want.len()).then_some(lines)
-        })
-        .unwrap_or_else(|| p.lines());
+        let got: Vec<String> = p.all_lines(TIMEOUT).into_iter().filter(|l| !l.starts_with("warning: ")).collect();
         if code != Some(1) || got != want {
             failures.push(format!("{}: exit {code:?}\n  got:  {got:?}\n  want: {want:?}", case.name));
         }
