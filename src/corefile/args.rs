@@ -160,6 +160,24 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::corefile::parse_str;
+
+    fn missing_after(text: &str) -> String {
+        let c = parse_str("Corefile", text, &|_| None).unwrap();
+        let mut args = Args::new("demo", &c.blocks[0].directives[0]);
+        args.rest();
+        args.required("a value").unwrap_err().to_string()
+    }
+
+    /// "Expected more" pointed past the start line of a quoted argument spanning lines, and
+    /// miscounted quoted arguments with escapes: it now points just after the argument as written.
+    #[test]
+    fn missing_argument_is_reported_just_after_the_last_one() {
+        assert_eq!(missing_after(". {\n  demo a bc\n}"), "Corefile:2:12: demo: expected a value");
+        assert_eq!(missing_after(". {\n  demo \"x\ny\"\n}"), "Corefile:3:3: demo: expected a value");
+        assert_eq!(missing_after(". {\n  demo \"a\\\"b\"\n}"), "Corefile:2:14: demo: expected a value");
+        assert_eq!(missing_after(". {\n  demo\n}"), "Corefile:2:7: demo: expected a value");
+    }
 
     #[test]
     fn go_durations() {

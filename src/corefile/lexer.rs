@@ -32,6 +32,9 @@ pub struct Token {
     pub pos: Pos,
     /// The line the token ends on (later than `pos.line` for quoted tokens spanning lines).
     pub end_line: u32,
+    /// The column just after the token's last character on `end_line` (after the closing quote
+    /// of a quoted token): where "expected another argument" points.
+    pub end_col: u32,
     /// Written in quotes: never a brace, never a keyword.
     pub quoted: bool,
 }
@@ -73,9 +76,8 @@ pub fn lex(file: &Arc<str>, text: &str) -> Result<Vec<Token>, Error> {
             Ok(ok) => ok,
             Err(_) => return Err(Error::syntax(&pos, "unterminated quoted string")),
         };
-        let consumed = &rest[..rest.len() - after.len()];
-        let end_line = line + consumed.matches('\n').count() as u32;
-        tokens.push(Token { text: tok, pos, end_line, quoted });
+        let (end_line, end_col) = lines.locate(text, text.len() - after.len());
+        tokens.push(Token { text: tok, pos, end_line, end_col, quoted });
         rest = after;
     }
 }
@@ -172,7 +174,7 @@ mod tests {
         let file: Arc<str> = "Corefile".into();
         let t = lex(&file, "a \"b\nc\" d").unwrap();
         assert_eq!(t[1].text, "b\nc");
-        assert_eq!((t[1].pos.line, t[1].end_line), (1, 2));
+        assert_eq!((t[1].pos.line, t[1].end_line, t[1].end_col), (1, 2, 3));
         assert_eq!(t[2].pos.line, 2);
     }
 

@@ -57,8 +57,7 @@ impl Directive {
     /// The position just after the directive's last argument, for "expected more" errors.
     pub fn end_pos(&self) -> Pos {
         let last = self.args.last().unwrap_or(&self.name);
-        let width = last.text.chars().count() as u32 + if last.quoted { 2 } else { 0 };
-        Pos { col: last.pos.col + width, ..last.pos.clone() }
+        Pos { line: last.end_line, col: last.end_col, ..last.pos.clone() }
     }
 }
 
@@ -454,10 +453,11 @@ fn split_key(t: Token, keys: &mut Vec<Token>) {
     }
     let mut col = t.pos.col;
     for piece in t.text.split(',') {
+        let end_col = col + piece.chars().count() as u32;
         if !piece.is_empty() {
-            keys.push(Token { text: piece.to_string(), pos: Pos { col, ..t.pos.clone() }, ..t.clone() });
+            keys.push(Token { text: piece.to_string(), pos: Pos { col, ..t.pos.clone() }, end_col, ..t.clone() });
         }
-        col += piece.chars().count() as u32 + 1;
+        col = end_col + 1;
     }
 }
 
