@@ -60,7 +60,7 @@ pub fn fuzz_env(name: &str) -> Option<String> {
 }
 
 /// Parses and plans `data` as a Corefile. Panics only when an invariant breaks: an error
-/// without a position, or a plan whose blocks have no keys or zones.
+/// without a position or pointing outside the text, or a plan whose blocks have no keys or zones.
 pub fn fuzz_corefile(data: &[u8]) -> Result<Plan, Errors> {
     let text = String::from_utf8_lossy(data);
     let files = fuzz_files();
@@ -78,6 +78,16 @@ pub fn fuzz_corefile(data: &[u8]) -> Result<Plan, Errors> {
             for e in &errors.0 {
                 assert!(e.pos.line >= 1 && e.pos.col >= 1, "error without a position: {e}\ninput: {}", hex(data));
                 assert!(!e.message.is_empty(), "error without a message at {}\ninput: {}", e.pos, hex(data));
+                // A position in the fuzzed file lies on one of its lines, at most just past its end.
+                if &*e.pos.file == FUZZ_COREFILE {
+                    let line = text.split('\n').nth(e.pos.line as usize - 1);
+                    let width = line.map(|l| l.trim_start_matches('\u{feff}').chars().count() as u32);
+                    assert!(
+                        width.is_some_and(|w| e.pos.col <= w + 1),
+                        "error outside the text: {e}\ninput: {}",
+                        hex(data)
+                    );
+                }
             }
         }
     }

@@ -90,9 +90,23 @@ pub const QUERY_DICTIONARY: &[&[u8]] = &[
     b"\x07example\x03org\x00",
 ];
 
-/// Every Corefile seed: README examples, the tests' string literals, and the built-in ones.
+/// Every Corefile seed: README examples, `Corefile*` files at the root (`Corefile.example`),
+/// the tests' string literals, and the built-in ones.
 pub fn corefile_seeds(root: &Path) -> Vec<Seed> {
     let mut seeds = readme_corefiles(root);
+    if let Ok(entries) = std::fs::read_dir(root) {
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("Corefile")))
+            .collect();
+        files.sort();
+        for f in files {
+            if let Ok(data) = std::fs::read(&f) {
+                seeds.push(Seed::new(f.strip_prefix(root).unwrap_or(&f).display().to_string(), data));
+            }
+        }
+    }
     seeds.extend(test_literals(root));
     seeds.extend(BUILTIN_COREFILES.iter().enumerate().map(|(i, c)| Seed::new(format!("builtin/{i}"), *c)));
     seeds
