@@ -4,7 +4,8 @@
 //! corefile   = { import | snippet | server }
 //! snippet    = "(" name ")" "{" tokens "}"        (kept as tokens; spliced in by import)
 //! server     = keys ( "{" directives "}" | directives EOF )   (braces optional for one block)
-//! keys       = key { [","] key }           (on one line; a trailing comma continues the line)
+//! keys       = key { [","] key }           (on one line; a trailing comma continues the line;
+//!                                           a quoted key is one key, commas and all)
 //! directives = { import | directive }
 //! directive  = name { arg } [ "{" directives "}" ]  (name and args on one line)
 //! import     = "import" ( snippet-name | file | glob )        (first word of its line)
@@ -237,7 +238,7 @@ impl Parser<'_> {
         let mut keys = Vec::new();
         let mut expecting_another;
         let first = self.next().expect("caller peeked a token").tok;
-        expecting_another = first.text.ends_with(',');
+        expecting_another = !first.quoted && first.text.ends_with(',');
         let mut last_pos = first.pos.clone();
         split_key(first, &mut keys);
         loop {
@@ -257,7 +258,7 @@ impl Parser<'_> {
                 self.import(t)?;
                 continue;
             }
-            expecting_another = t.tok.text.ends_with(',');
+            expecting_another = !t.tok.quoted && t.tok.text.ends_with(',');
             last_pos = t.tok.pos.clone();
             split_key(t.tok, &mut keys);
         }
@@ -443,19 +444,28 @@ impl Parser<'_> {
     }
 }
 
-/// Splits a key token on commas (`a,b` and `a, b` are two keys), dropping empty pieces.
+/// Splits an unquoted key token on commas (`a,b` and `a, b` are two keys), dropping empty
+/// pieces. Each piece gets its own column when the token is as written; a token whose text came
+/// from the environment has no columns of its own, and its pieces all point at it.
 fn split_key(t: Token, keys: &mut Vec<Token>) {
-    if !t.text.contains(',') {
+    if t.quoted || !t.text.contains(',') {
         if !t.text.is_empty() {
             keys.push(t);
         }
         return;
     }
+    let as_written = t.text.chars().count() as u32 == t.end_col.saturating_sub(t.pos.col);
     let mut col = t.pos.col;
     for piece in t.text.split(',') {
         let end_col = col + piece.chars().count() as u32;
         if !piece.is_empty() {
-            keys.push(Token { text: piece.to_string(), pos: Pos { col, ..t.pos.clone() }, end_col, ..t.clone() });
+            let (start, end) = if as_written { (col, end_col) } else { (t.pos.col, t.end_col) };
+            keys.push(Token {
+                text: piece.to_string(),
+                pos: Pos { col: start, ..t.pos.clone() },
+                end_col: end,
+                ..t.clone()
+            });
         }
         col = end_col + 1;
     }
@@ -563,6 +573,19 @@ mod tests {
         assert_eq!(c.blocks[0].keys[1].pos.col, 7);
         let e = parse("a.org, {\n}").unwrap_err();
         assert_eq!(e.to_string(), "Corefile:1:1: expected another key after ','");
+    }
+
+    /// Key pieces were given columns counted through newlines and environment values, pointing
+    /// past the end of their line (found by the corefile fuzz target's position check).
+    #[test]
+    fn key_positions_stay_on_their_line() {
+        let env = |k: &str| (k == "ZONES").then(|| "a.org,b.org".to_string());
+        let c = parse_str("Corefile", "{$ZONES},c.org {\n}", &env).unwrap();
+        let keys: Vec<String> = c.blocks[0].keys.iter().map(|k| format!("{} {}", k.text, k.pos)).collect();
+        assert_eq!(keys, ["a.org Corefile:1:1", "b.org Corefile:1:1", "c.org Corefile:1:1"]);
+        let c = parse("x.org \"a,\nb\" {\n}").unwrap();
+        let keys: Vec<String> = c.blocks[0].keys.iter().map(|k| format!("{} {}", k.text, k.pos)).collect();
+        assert_eq!(keys, ["x.org Corefile:1:1", "a,\nb Corefile:1:7"]);
     }
 
     #[test]
