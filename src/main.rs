@@ -80,7 +80,7 @@ fn validate(cli: &cli::Cli) -> ExitCode {
     let parsed = match std::fs::read_to_string(&path) {
         Ok(text) => clusterdns::corefile::parse_str(&path.display().to_string(), &text, &|k| std::env::var(k).ok()),
         Err(e) => {
-            eprintln!("{}: cannot read: {e}", path.display());
+            eprintln!("{}: cannot read the Corefile: {e}", path.display());
             return ExitCode::FAILURE;
         }
     };

@@ -67,12 +67,3 @@ fn configuration_errors_name_their_position() {
     let e = TestServer::try_start(". {\n    errors\n    errors\n}\n").err().expect("an error");
     assert!(e.ends_with("Corefile:3:5: errors: this plugin can only be used once per Server Block"), "{e}");
 }
-
-#[test]
-fn readme_examples_start() {
-    let examples = readme_corefiles("src/plugins/errors/README.md");
-    assert_eq!(examples.len(), 3);
-    for corefile in examples {
-        TestServer::start(&corefile);
-    }
-}

@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
@@ -329,48 +327,4 @@ fn bad_options_are_positioned_errors() {
     }
     let err = TestServer::try_start(". {\n    hosts\n    hosts\n}\n").err().expect("hosts twice");
     assert!(err.contains("Corefile:3:5: hosts: this plugin can only be used once per Server Block"), "{err}");
-}
-
-#[test]
-fn readme_corefiles_start() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/plugins/hosts/README.md"))
-        .expect("README");
-    let blocks = corefile_blocks(&readme);
-    assert!(blocks.len() >= 4, "found {} corefile blocks", blocks.len());
-    for corefile in blocks {
-        let s = TestServer::try_start(&corefile)
-            .unwrap_or_else(|e| panic!("README example did not start:\n{corefile}\n{e}"));
-        // Each one answers something.
-        let _ = query_udp(s.addr(), "example.org.", RecordType::A);
-    }
-}
-
-/// The contents of the ```` ```corefile ```` and `~~~ corefile` blocks of a Markdown text.
-fn corefile_blocks(md: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<(String, String)> = None;
-    for line in md.lines() {
-        match &mut current {
-            None => {
-                let t = line.trim_start();
-                for fence in ["```", "~~~"] {
-                    if let Some(info) = t.strip_prefix(fence) {
-                        if info.trim() == "corefile" {
-                            current = Some((fence.to_string(), String::new()));
-                        }
-                    }
-                }
-            }
-            Some((fence, text)) => {
-                if line.trim_start().starts_with(fence.as_str()) {
-                    blocks.push(std::mem::take(text));
-                    current = None;
-                } else {
-                    text.push_str(line);
-                    text.push('\n');
-                }
-            }
-        }
-    }
-    blocks
 }

@@ -108,12 +108,3 @@ fn weight_file_errors_stop_the_configuration() {
         "{e}"
     );
 }
-
-#[test]
-fn readme_examples_start() {
-    let examples = readme_corefiles("src/plugins/loadbalance/README.md");
-    assert_eq!(examples.len(), 3);
-    for corefile in examples {
-        TestServer::start(&corefile);
-    }
-}

@@ -138,12 +138,3 @@ fn configuration_errors_name_their_position() {
         "{e}"
     );
 }
-
-#[test]
-fn readme_examples_start() {
-    let examples = readme_corefiles("src/plugins/log/README.md");
-    assert_eq!(examples.len(), 5);
-    for corefile in examples {
-        TestServer::start(&corefile);
-    }
-}

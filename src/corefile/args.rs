@@ -42,8 +42,14 @@ impl<'a> Args<'a> {
     pub fn required(&mut self, what: &str) -> Result<&'a Token, Error> {
         match self.next_arg() {
             Some(t) => Ok(t),
-            None => Err(self.error_at(&self.dir.end_pos(), format!("{}: expected {what}", self.dir.name.text))),
+            None => Err(self.error_at(&self.dir.end_pos(), format!("{}expected {what}", self.subject()))),
         }
+    }
+
+    /// `"except: "` for a property line; nothing for the directive itself, whose name the
+    /// error already carries as its plugin (`bind: expected ...`, not `bind: bind: expected ...`).
+    fn subject(&self) -> String {
+        if self.dir.name.text == self.plugin { String::new() } else { format!("{}: ", self.dir.name.text) }
     }
 
     /// All remaining arguments.
@@ -73,7 +79,7 @@ impl<'a> Args<'a> {
     /// Errors if the directive has a block.
     pub fn no_block(&self) -> Result<(), Error> {
         match &self.dir.block {
-            Some(Block { open, .. }) => Err(self.error_at(open, format!("{}: takes no block", self.dir.name.text))),
+            Some(Block { open, .. }) => Err(self.error_at(open, format!("{}takes no block", self.subject()))),
             None => Ok(()),
         }
     }
@@ -209,6 +215,24 @@ pub fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::corefile::parse_str;
+
+    fn missing_after(text: &str) -> String {
+        let c = parse_str("Corefile", text, &|_| None).unwrap();
+        let mut args = Args::new("demo", &c.blocks[0].directives[0]);
+        args.rest();
+        args.required("a value").unwrap_err().to_string()
+    }
+
+    /// "Expected more" pointed past the start line of a quoted argument spanning lines, and
+    /// miscounted quoted arguments with escapes: it now points just after the argument as written.
+    #[test]
+    fn missing_argument_is_reported_just_after_the_last_one() {
+        assert_eq!(missing_after(". {\n  demo a bc\n}"), "Corefile:2:12: demo: expected a value");
+        assert_eq!(missing_after(". {\n  demo \"x\ny\"\n}"), "Corefile:3:3: demo: expected a value");
+        assert_eq!(missing_after(". {\n  demo \"a\\\"b\"\n}"), "Corefile:2:14: demo: expected a value");
+        assert_eq!(missing_after(". {\n  demo\n}"), "Corefile:2:7: demo: expected a value");
+    }
 
     #[test]
     fn go_duration_strings() {

@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 /// Where a token starts: the file it came from (an imported file keeps its own name), the line
-/// and the column, both counted from 1, columns in characters.
+/// and the column, both counted from 1, columns in characters. Line 0 stands for the whole file
+/// (it cannot be read) and is displayed as the file name alone.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Pos {
     pub file: Arc<str>,
@@ -21,7 +22,10 @@ impl Pos {
 
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+        match self.line {
+            0 => write!(f, "{}", self.file),
+            line => write!(f, "{}:{line}:{}", self.file, self.col),
+        }
     }
 }
 

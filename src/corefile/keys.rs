@@ -151,7 +151,8 @@ mod tests {
 
     fn key(text: &str) -> Result<ServerKey, Error> {
         let file: Arc<str> = "Corefile".into();
-        parse_key(&Token { text: text.into(), pos: Pos::new(&file, 1, 1), end_line: 1, quoted: false })
+        let end_col = 1 + text.chars().count() as u32;
+        parse_key(&Token { text: text.into(), pos: Pos::new(&file, 1, 1), end_line: 1, end_col, quoted: false })
     }
 
     fn zones(text: &str) -> Vec<String> {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! file     = { space | comment | token }
-//! space    = whitespace characters; a newline ends the current line
+//! space    = Unicode whitespace (as Go's unicode.IsSpace); a newline ends the current line
 //! comment  = "#" { any character but newline }      (a "#" anywhere outside quotes)
 //! token    = quoted | word
 //! quoted   = '"' { escape | any character but '"' } '"'    (may span lines)
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use nom::branch::alt;
 use nom::bytes::complete::{take_till, take_while1};
-use nom::character::complete::{char, multispace1};
+use nom::character::complete::char;
 use nom::combinator::{recognize, value};
 use nom::multi::many0;
 use nom::sequence::pair;
@@ -32,6 +32,9 @@ pub struct Token {
     pub pos: Pos,
     /// The line the token ends on (later than `pos.line` for quoted tokens spanning lines).
     pub end_line: u32,
+    /// The column just after the token's last character on `end_line` (after the closing quote
+    /// of a quoted token): where "expected another argument" points.
+    pub end_col: u32,
     /// Written in quotes: never a brace, never a keyword.
     pub quoted: bool,
 }
@@ -73,9 +76,8 @@ pub fn lex(file: &Arc<str>, text: &str) -> Result<Vec<Token>, Error> {
             Ok(ok) => ok,
             Err(_) => return Err(Error::syntax(&pos, "unterminated quoted string")),
         };
-        let consumed = &rest[..rest.len() - after.len()];
-        let end_line = line + consumed.matches('\n').count() as u32;
-        tokens.push(Token { text: tok, pos, end_line, quoted });
+        let (end_line, end_col) = lines.locate(text, text.len() - after.len());
+        tokens.push(Token { text: tok, pos, end_line, end_col, quoted });
         rest = after;
     }
 }
@@ -83,7 +85,8 @@ pub fn lex(file: &Arc<str>, text: &str) -> Result<Vec<Token>, Error> {
 /// Whitespace and comments.
 fn skip(input: &str) -> IResult<&str, ()> {
     let comment = recognize(pair(char('#'), take_till(|c| c == '\n')));
-    value((), many0(alt((multispace1, comment)))).parse(input)
+    let space = take_while1(char::is_whitespace);
+    value((), many0(alt((space, comment)))).parse(input)
 }
 
 /// One token: its text and whether it was quoted.
@@ -171,7 +174,7 @@ mod tests {
         let file: Arc<str> = "Corefile".into();
         let t = lex(&file, "a \"b\nc\" d").unwrap();
         assert_eq!(t[1].text, "b\nc");
-        assert_eq!((t[1].pos.line, t[1].end_line), (1, 2));
+        assert_eq!((t[1].pos.line, t[1].end_line, t[1].end_col), (1, 2, 3));
         assert_eq!(t[2].pos.line, 2);
     }
 
@@ -185,6 +188,16 @@ mod tests {
     #[test]
     fn columns_count_characters_and_skip_bom() {
         assert_eq!(words("\u{feff}é x"), vec![w("é", 1, 1), w("x", 1, 3)]);
+    }
+
+    /// A no-break space or form feed between tokens was taken for the start of a token, which
+    /// then failed as "unterminated quoted string".
+    #[test]
+    fn unicode_whitespace_separates_tokens() {
+        assert_eq!(
+            words("a\u{a0}b\u{c}c\u{b}\n\u{2003}d"),
+            vec![w("a", 1, 1), w("b", 1, 3), w("c", 1, 5), w("d", 2, 2)]
+        );
     }
 
     #[test]

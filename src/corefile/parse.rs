@@ -4,7 +4,8 @@
 //! corefile   = { import | snippet | server }
 //! snippet    = "(" name ")" "{" tokens "}"        (kept as tokens; spliced in by import)
 //! server     = keys ( "{" directives "}" | directives EOF )   (braces optional for one block)
-//! keys       = key { [","] key }           (on one line; a trailing comma continues the line)
+//! keys       = key { [","] key }           (on one line; a trailing comma continues the line;
+//!                                           a quoted key is one key, commas and all)
 //! directives = { import | directive }
 //! directive  = name { arg } [ "{" directives "}" ]  (name and args on one line)
 //! import     = "import" ( snippet-name | file | glob )        (first word of its line)
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::{Error, Pos};
+use super::files::{FileKind, Files, OsFiles};
 use super::lexer::{Token, lex};
 
 /// CoreDNS's cap on snippet and on file imports in one parse.
@@ -56,8 +58,7 @@ impl Directive {
     /// The position just after the directive's last argument, for "expected more" errors.
     pub fn end_pos(&self) -> Pos {
         let last = self.args.last().unwrap_or(&self.name);
-        let width = last.text.chars().count() as u32 + if last.quoted { 2 } else { 0 };
-        Pos { col: last.pos.col + width, ..last.pos.clone() }
+        Pos { line: last.end_line, col: last.end_col, ..last.pos.clone() }
     }
 }
 
@@ -72,7 +73,7 @@ pub struct Block {
 pub fn parse_file(path: &Path) -> Result<Corefile, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let file: Arc<str> = path.display().to_string().into();
-        Error::syntax(&Pos::new(&file, 0, 0), format!("cannot read: {e}"))
+        Error::syntax(&Pos::new(&file, 0, 0), format!("cannot read the Corefile: {e}"))
     })?;
     parse_str(&path.display().to_string(), &text, &|k| std::env::var(k).ok())
 }
@@ -80,10 +81,22 @@ pub fn parse_file(path: &Path) -> Result<Corefile, Error> {
 /// Parses Corefile `text` named `file_name` (imports are relative to its directory), looking up
 /// `{$VAR}` substitutions with `env`.
 pub fn parse_str(file_name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Corefile, Error> {
+    parse_str_with(file_name, text, env, &OsFiles)
+}
+
+/// Like [`parse_str`], with imported files read from `files` (a [`MemoryFiles`](super::MemoryFiles)
+/// keeps parsing off the disk: for fuzzing and tests).
+pub fn parse_str_with(
+    file_name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    files: &dyn Files,
+) -> Result<Corefile, Error> {
     let file: Arc<str> = file_name.into();
-    let root = Arc::new(Frame { source: Source::File(canonical(Path::new(file_name))), parent: None });
+    let root = Arc::new(Frame { source: Source::File(files.canonical(Path::new(file_name))), parent: None });
     let tokens = lex(&file, text)?;
     let mut p = Parser {
+        files,
         stack: Vec::new(),
         last: None,
         snippets: HashMap::new(),
@@ -134,6 +147,7 @@ struct PToken {
 }
 
 struct Parser<'e> {
+    files: &'e dyn Files,
     /// Tokens still to read, the next one last.
     stack: Vec<PToken>,
     /// File and end line of the last token read, to tell when a token starts a new line.
@@ -224,7 +238,7 @@ impl Parser<'_> {
         let mut keys = Vec::new();
         let mut expecting_another;
         let first = self.next().expect("caller peeked a token").tok;
-        expecting_another = first.text.ends_with(',');
+        expecting_another = !first.quoted && first.text.ends_with(',');
         let mut last_pos = first.pos.clone();
         split_key(first, &mut keys);
         loop {
@@ -244,7 +258,7 @@ impl Parser<'_> {
                 self.import(t)?;
                 continue;
             }
-            expecting_another = t.tok.text.ends_with(',');
+            expecting_another = !t.tok.quoted && t.tok.text.ends_with(',');
             last_pos = t.tok.pos.clone();
             split_key(t.tok, &mut keys);
         }
@@ -382,12 +396,10 @@ impl Parser<'_> {
         }
         let has_wildcard = pattern_str.contains(['*', '?']);
         let mut matches: Vec<PathBuf> = if has_wildcard {
-            glob::glob(&pattern_str)
+            self.files
+                .glob(&pattern_str)
                 .map_err(|e| Error::syntax(&arg.pos, format!("import: bad glob pattern {pattern_str}: {e}")))?
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect()
-        } else if pattern.exists() {
+        } else if self.files.kind(&pattern).is_some() {
             vec![pattern.clone()]
         } else {
             return Err(Error::syntax(&arg.pos, format!("import: file not found: {pattern_str}")));
@@ -398,7 +410,7 @@ impl Parser<'_> {
         }
         let mut spliced = Vec::new();
         for path in matches {
-            let source = Source::File(canonical(&path));
+            let source = Source::File(self.files.canonical(&path));
             check_cycle(&imp.frame, &source, pos)?;
             self.file_expansions += 1;
             if self.file_expansions > MAX_IMPORT_EXPANSIONS {
@@ -407,10 +419,19 @@ impl Parser<'_> {
                     format!("maximum file import depth ({MAX_IMPORT_EXPANSIONS}) exceeded"),
                 ));
             }
-            if path.is_dir() {
-                return Err(Error::syntax(&arg.pos, format!("import: {} is a directory", path.display())));
+            match self.files.kind(&path) {
+                Some(FileKind::File) => {}
+                Some(FileKind::Dir) => {
+                    return Err(Error::syntax(&arg.pos, format!("import: {} is a directory", path.display())));
+                }
+                // Reading a device or FIFO could block or never end.
+                _ => {
+                    return Err(Error::syntax(&arg.pos, format!("import: {} is not a regular file", path.display())));
+                }
             }
-            let text = std::fs::read_to_string(&path)
+            let text = self
+                .files
+                .read(&path)
                 .map_err(|e| Error::syntax(&arg.pos, format!("import: cannot read {}: {e}", path.display())))?;
             let file: Arc<str> = path.to_string_lossy().into();
             let frame = Arc::new(Frame { source, parent: Some(imp.frame.clone()) });
@@ -423,20 +444,30 @@ impl Parser<'_> {
     }
 }
 
-/// Splits a key token on commas (`a,b` and `a, b` are two keys), dropping empty pieces.
+/// Splits an unquoted key token on commas (`a,b` and `a, b` are two keys), dropping empty
+/// pieces. Each piece gets its own column when the token is as written; a token whose text came
+/// from the environment has no columns of its own, and its pieces all point at it.
 fn split_key(t: Token, keys: &mut Vec<Token>) {
-    if !t.text.contains(',') {
+    if t.quoted || !t.text.contains(',') {
         if !t.text.is_empty() {
             keys.push(t);
         }
         return;
     }
+    let as_written = t.text.chars().count() as u32 == t.end_col.saturating_sub(t.pos.col);
     let mut col = t.pos.col;
     for piece in t.text.split(',') {
+        let end_col = col + piece.chars().count() as u32;
         if !piece.is_empty() {
-            keys.push(Token { text: piece.to_string(), pos: Pos { col, ..t.pos.clone() }, ..t.clone() });
+            let (start, end) = if as_written { (col, end_col) } else { (t.pos.col, t.end_col) };
+            keys.push(Token {
+                text: piece.to_string(),
+                pos: Pos { col: start, ..t.pos.clone() },
+                end_col: end,
+                ..t.clone()
+            });
         }
-        col += piece.chars().count() as u32 + 1;
+        col = end_col + 1;
     }
 }
 
@@ -448,10 +479,6 @@ fn check_cycle(frame: &Arc<Frame>, source: &Source, pos: &Pos) -> Result<(), Err
         return Err(Error::syntax(pos, format!("import cycle: {}", chain.join(" -> "))));
     }
     Ok(())
-}
-
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Substitutes `{%VAR%}` and then `{$VAR}` with the variable's value (empty when unset).
@@ -548,6 +575,19 @@ mod tests {
         assert_eq!(e.to_string(), "Corefile:1:1: expected another key after ','");
     }
 
+    /// Key pieces were given columns counted through newlines and environment values, pointing
+    /// past the end of their line (found by the corefile fuzz target's position check).
+    #[test]
+    fn key_positions_stay_on_their_line() {
+        let env = |k: &str| (k == "ZONES").then(|| "a.org,b.org".to_string());
+        let c = parse_str("Corefile", "{$ZONES},c.org {\n}", &env).unwrap();
+        let keys: Vec<String> = c.blocks[0].keys.iter().map(|k| format!("{} {}", k.text, k.pos)).collect();
+        assert_eq!(keys, ["a.org Corefile:1:1", "b.org Corefile:1:1", "c.org Corefile:1:1"]);
+        let c = parse("x.org \"a,\nb\" {\n}").unwrap();
+        let keys: Vec<String> = c.blocks[0].keys.iter().map(|k| format!("{} {}", k.text, k.pos)).collect();
+        assert_eq!(keys, ["x.org Corefile:1:1", "a,\nb Corefile:1:7"]);
+    }
+
     #[test]
     fn one_line_blocks_close_on_brace() {
         let c = parse(". { hosts { 1.2.3.4 a.b } \n log }").unwrap();
@@ -633,5 +673,33 @@ mod tests {
         let e = parse_str(&name, "import loop1\n", &no_env).unwrap_err();
         assert!(e.to_string().contains("import cycle: "), "{e}");
         assert!(e.to_string().contains("loop1 -> "), "{e}");
+    }
+
+    /// `import /dev/zero` read forever and `import` of a FIFO blocked: only regular files are read.
+    #[test]
+    fn import_of_a_device_is_an_error_not_a_hang() {
+        let e = parse(". {\n import /dev/zero\n}").unwrap_err();
+        assert_eq!(e.to_string(), "Corefile:2:9: import: /dev/zero is not a regular file");
+    }
+
+    #[test]
+    fn imports_from_memory_never_touch_the_disk() {
+        use crate::corefile::MemoryFiles;
+        let files = MemoryFiles::new()
+            .with("/etc/coredns/Corefile", "")
+            .with("/etc/coredns/conf.d/a.conf", "a.org {\n import ../common\n}\n")
+            .with("/etc/coredns/common", "whoami\n")
+            .with("/etc/coredns/self", "import self\n");
+        let main = "/etc/coredns/Corefile";
+        let c = parse_str_with(main, "import conf.d/*.conf\n", &no_env, &files).unwrap();
+        assert_eq!(render(&c), ["a.org: whoami"]);
+        assert_eq!(c.blocks[0].directives[0].name.pos.to_string(), "/etc/coredns/conf.d/../common:1:1");
+        let e = parse_str_with(main, "import self\n", &no_env, &files).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/coredns/self:1:1: import cycle: /etc/coredns/Corefile -> /etc/coredns/self -> /etc/coredns/self"
+        );
+        let e = parse_str_with(main, "import /etc/passwd\n", &no_env, &files).unwrap_err();
+        assert_eq!(e.to_string(), "/etc/coredns/Corefile:1:8: import: file not found: /etc/passwd");
     }
 }

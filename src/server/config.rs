@@ -55,9 +55,11 @@ impl BlockPlan {
     }
 }
 
-/// CoreDNS's configuration when there is no Corefile: whoami and log for every name.
+/// CoreDNS's configuration when there is no Corefile: whoami and log for every name. `log` is
+/// left out of a build without it, so the binary always starts.
 pub fn default_corefile(port: u16) -> String {
-    format!(".:{port} {{\n    whoami\n    log\n}}\n")
+    let log = if registry::lookup("log").is_some() { "    log\n" } else { "" };
+    format!(".:{port} {{\n    whoami\n{log}}}\n")
 }
 
 /// Checks `corefile` and plans its blocks; every error found is returned, each with its position.
@@ -176,6 +178,15 @@ mod tests {
         let names: Vec<_> = p.blocks[0].plugin_names().collect();
         assert_eq!(names, ["bind", "whoami"]);
         assert_eq!(p.blocks[0].keys[0].port, 53);
+    }
+
+    /// Without the log plugin compiled in, starting with no Corefile failed on 'log'.
+    #[test]
+    fn default_corefile_plans_in_every_build() {
+        let text = default_corefile(1053);
+        let p = plan_str(&text).unwrap();
+        assert_eq!(p.blocks[0].keys[0].port, 1053);
+        assert!(p.blocks[0].plugin_names().any(|n| n == "whoami"));
     }
 
     #[test]

@@ -37,12 +37,11 @@ use tokio::sync::{Mutex, Notify, OnceCell, watch};
 use tokio::time::Instant;
 
 use crate::corefile::{self, Corefile, Directive, Error, Errors, Pos, Token, Transport, format_duration};
-use crate::dns::{Name, Route};
 use crate::metrics::dns::DnsMetrics;
 use crate::metrics::{Counter, Family, Gauge, Registry};
-use crate::plugin::setup::{BlockInfo, Contributions, ReloadSettings, SetupCtx};
-use crate::plugin::{Chain, DynPlugin};
+use crate::plugin::setup::{Contributions, ReloadSettings};
 
+pub mod build;
 pub mod config;
 pub mod dispatch;
 pub mod http;
@@ -51,8 +50,7 @@ pub mod panic;
 mod tcp;
 mod udp;
 
-use config::Plan;
-use dispatch::{BlockRt, ZoneTable};
+use dispatch::ZoneTable;
 use http::{HttpAddr, HttpListener, Routes};
 use lifecycle::Lifecycle;
 
@@ -403,7 +401,7 @@ impl Server {
             tracing::warn!("{w}");
         }
         let plan = config::plan(corefile, self.inner.opts.dns_port)?;
-        let listen = listen_keys(&plan)?;
+        let listen = build::listen_keys(&plan)?;
 
         // Build aside: new sockets, then plugins, then tables.
         let mut bound: BTreeMap<ListenKey, Bound> = BTreeMap::new();
@@ -424,45 +422,11 @@ impl Server {
             .collect();
         let local = |k: &ListenKey| -> SocketAddr { locals[k] };
 
-        let mut contributions = Contributions::default();
-        let mut entries: BTreeMap<ListenKey, Vec<(Name, Arc<BlockRt>, Route)>> = BTreeMap::new();
-        let mut enabled: Vec<(String, String, &'static str)> = Vec::new();
-        for (i, block) in plan.blocks.iter().enumerate() {
-            let keys = &listen[&i];
-            let mut servers: Vec<(ListenKey, String)> = Vec::new();
-            for (k, _) in keys {
-                if !servers.iter().any(|(s, _)| s == k) {
-                    servers.push((k.clone(), server_label(k.transport, k.host, local(k).port())));
-                }
-            }
-            let info = BlockInfo {
-                zones: block.zones.clone(),
-                servers: servers.iter().map(|(_, s)| s.clone()).collect(),
-                pos: block.pos.clone(),
-            };
-            let (chain, stacktrace) = self.build_block(block, &info, &mut contributions)?;
-            if stacktrace {
-                panic::capture_backtraces();
-            }
-            // CoreDNS's prometheus sets coredns_plugin_enabled for each zone of each key of its
-            // block, on each address that key listens on, naming every plugin of the chain.
-            let report_enabled = block.plugin_names().any(|p| p == crate::plugins::prometheus::NAME);
-            let rt = Arc::new(BlockRt { chain, info, stacktrace });
-            for key in &block.keys {
-                for (lk, _) in keys.iter().filter(|(lk, _)| lk.port == key.port && lk.transport == key.transport) {
-                    let server = servers.iter().position(|(s, _)| s == lk).expect("listed");
-                    for zone in &key.zones {
-                        let zone_index = block.zones.iter().position(|z| z == zone).expect("listed") as u16;
-                        let route = Route { zone: zone_index, server: server as u16 };
-                        entries.entry(lk.clone()).or_default().push((zone.clone(), rt.clone(), route));
-                        if report_enabled {
-                            for p in rt.chain.iter() {
-                                enabled.push((servers[server].1.clone(), zone.to_string(), p.name()));
-                            }
-                        }
-                    }
-                }
-            }
+        let label = |k: &ListenKey| server_label(k.transport, k.host, local(k).port());
+        let build::Built { entries, enabled, contributions, stacktrace } =
+            build::build(&plan, &listen, label, &self.inner.registry, &self.inner.lifecycle)?;
+        if stacktrace {
+            panic::capture_backtraces();
         }
         let mut new_http: BTreeMap<HttpAddr, HttpListener> = BTreeMap::new();
         for (addr, routes) in &contributions.http {
@@ -525,26 +489,6 @@ impl Server {
             _contributions: contributions,
         });
         Ok(())
-    }
-
-    /// Builds a block's plugins in reverse chain order; returns the chain and whether a plugin
-    /// asked for panic stack traces.
-    fn build_block(
-        &self,
-        block: &config::BlockPlan,
-        info: &BlockInfo,
-        out: &mut Contributions,
-    ) -> Result<(Chain, bool), Error> {
-        let mut ctx = SetupCtx::new(info, &self.inner.registry, &self.inner.lifecycle, out);
-        let mut chain: Vec<Arc<dyn DynPlugin>> = Vec::new();
-        for p in block.plugins.iter().rev() {
-            if let Some(plugin) = p.config.build(&mut ctx)? {
-                ctx.note_built(plugin.name());
-                chain.push(plugin);
-            }
-        }
-        chain.reverse();
-        Ok((chain.into(), ctx.panic_stacktraces()))
     }
 
     /// Binds the UDP sockets (one per worker) and the TCP listener of `key`. Port 0 picks a
@@ -701,29 +645,6 @@ impl Server {
     }
 }
 
-/// The listen keys of each block (by block index), each with the position to blame if it
-/// cannot be bound.
-fn listen_keys(plan: &Plan) -> Result<BTreeMap<usize, Vec<(ListenKey, Pos)>>, Error> {
-    let mut out = BTreeMap::new();
-    for (i, block) in plan.blocks.iter().enumerate() {
-        let hosts: Vec<Option<IpAddr>> = match block.bind() {
-            Some(b) => b.resolve()?.into_iter().map(Some).collect(),
-            None => vec![None],
-        };
-        let mut keys: Vec<(ListenKey, Pos)> = Vec::new();
-        for k in &block.keys {
-            for &host in &hosts {
-                let key = ListenKey { transport: k.transport, host, port: k.port };
-                if !keys.iter().any(|(x, _)| *x == key) {
-                    keys.push((key, block.pos.clone()));
-                }
-            }
-        }
-        out.insert(i, keys);
-    }
-    Ok(out)
-}
-
 fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -836,7 +757,7 @@ mod tests {
             {
                 let state = server.inner.state.lock().await;
                 let table = state.dns.values().next().unwrap().table.load();
-                let stacktrace = |zone: &str| table.block(&Name::parse(zone).unwrap()).unwrap().stacktrace;
+                let stacktrace = |zone: &str| table.block(&crate::dns::Name::parse(zone).unwrap()).unwrap().stacktrace;
                 assert!(stacktrace("a.example."));
                 assert!(!stacktrace("b.example."));
             }

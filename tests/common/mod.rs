@@ -288,6 +288,8 @@ fn dechunk(mut body: &str) -> String {
 pub struct Process {
     pub child: Child,
     output: Arc<Mutex<Vec<String>>>,
+    /// Output pipes read to their end (0, 1 or 2).
+    closed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Process {
@@ -301,17 +303,28 @@ impl Process {
             .spawn()
             .expect("spawn clusterdns");
         let output = Arc::new(Mutex::new(Vec::new()));
+        let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         for pipe in
             [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())]
         {
-            let output = output.clone();
+            let (output, closed) = (output.clone(), closed.clone());
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                     output.lock().unwrap().push(line);
                 }
+                closed.fetch_add(1, std::sync::atomic::Ordering::Release);
             });
         }
-        Process { child, output }
+        Process { child, output, closed }
+    }
+
+    /// Every line the process printed, once both output pipes are read to their end (after it
+    /// exited); panics after `timeout`.
+    pub fn all_lines(&self, timeout: Duration) -> Vec<String> {
+        let closed = || self.closed.load(std::sync::atomic::Ordering::Acquire) == 2;
+        eventually(timeout, || closed().then_some(()))
+            .unwrap_or_else(|| panic!("output still open after {timeout:?}:\n{}", self.lines().join("\n")));
+        self.lines()
     }
 
     /// Every line printed so far (stdout and stderr interleaved).
@@ -427,36 +440,4 @@ impl Binary {
             panic!("fewer than {n} lines starting with {prefix:?}; output:\n{}", self.process.lines().join("\n"))
         })
     }
-}
-
-/// The ```` ```corefile ```` / `~~~ corefile` blocks of a README, each a whole Corefile.
-pub fn readme_corefiles(readme: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(readme).unwrap_or_else(|e| panic!("{readme}: {e}"));
-    let mut out = Vec::new();
-    let mut current: Option<(String, String)> = None;
-    for line in text.lines() {
-        let fence = line.trim_start();
-        match &mut current {
-            None => {
-                for open in ["~~~", "```"] {
-                    if let Some(lang) = fence.strip_prefix(open) {
-                        if lang.trim() == "corefile" {
-                            current = Some((open.to_string(), String::new()));
-                        }
-                    }
-                }
-            }
-            Some((open, body)) => {
-                if fence.starts_with(open.as_str()) {
-                    out.push(std::mem::take(body));
-                    current = None;
-                } else {
-                    body.push_str(line);
-                    body.push('\n');
-                }
-            }
-        }
-    }
-    assert!(current.is_none(), "{readme}: unclosed corefile block");
-    out
 }

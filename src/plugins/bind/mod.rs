@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn errors_name_their_position() {
         let e = bind(". {\n bind\n}").unwrap_err();
-        assert_eq!(e.to_string(), "Corefile:2:6: bind: bind: expected an address or interface name");
+        assert_eq!(e.to_string(), "Corefile:2:6: bind: expected an address or interface name");
         let e = bind(". {\n bind 127.0.0.1 {\n  only 1.2.3.4\n }\n}").unwrap_err();
         assert_eq!(e.to_string(), "Corefile:3:3: bind: unknown property 'only'");
         let e = bind(". {\n bind nosuchiface0\n}").unwrap().resolve().unwrap_err();

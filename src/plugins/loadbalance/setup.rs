@@ -168,7 +168,7 @@ mod tests {
                 "Corefile:2:13: loadbalance: unknown policy 'random': expected round_robin or weighted",
             ),
             ("loadbalance round_robin x", "Corefile:2:25: loadbalance: unexpected argument 'x'"),
-            ("loadbalance weighted", "Corefile:2:21: loadbalance: loadbalance: expected a weight file"),
+            ("loadbalance weighted", "Corefile:2:21: loadbalance: expected a weight file"),
             ("loadbalance weighted a b", "Corefile:2:24: loadbalance: unexpected argument 'b'"),
             ("loadbalance {\n prefer\n}", "Corefile:3:8: loadbalance: prefer: expected a network such as 10.0.0.0/8"),
             (

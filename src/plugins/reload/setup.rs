@@ -86,7 +86,7 @@ mod tests {
             (". {\n reload 10s 500ms\n}", "Corefile:2:13: reload: jitter value must be greater or equal to 1s"),
             (". {\n reload 10\n}", "Corefile:2:9: reload: expected an interval (a duration such as 30s), got '10'"),
             (". {\n reload 10s 2s 3s\n}", "Corefile:2:16: reload: unexpected argument '3s'"),
-            (". {\n reload {\n }\n}", "Corefile:2:9: reload: reload: takes no block"),
+            (". {\n reload {\n }\n}", "Corefile:2:9: reload: takes no block"),
             (". {\n reload\n reload 5s\n}", "Corefile:3:2: reload: this plugin can only be used once per Server Block"),
         ] {
             assert_eq!(reload(text).unwrap_err().to_string(), want, "{text}");

@@ -61,19 +61,13 @@ fn memory(pid: &str) -> String {
 }
 
 /// Watches `api` into a reflector until InitDone; returns how long that took and the objects held.
-async fn until_init_done<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    started: Instant,
-) -> (Duration, usize)
+async fn until_init_done<K>(api: Api<K>, config: watcher::Config, started: Instant) -> (Duration, usize)
 where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
 {
     let (reader, writer) = reflector::store();
-    let mut events = reflector::reflector(writer, watcher::watcher(api, config))
-        .default_backoff()
-        .boxed();
+    let mut events = reflector::reflector(writer, watcher::watcher(api, config)).default_backoff().boxed();
     loop {
         match events.next().await {
             Some(Ok(Event::InitDone)) => return (started.elapsed(), reader.state().len()),
@@ -92,57 +86,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let started = Instant::now();
             let api = TestApiServer::builder().start().await?;
             let summary = api.load_objects_file(objects).await?;
-            println!(
-                "loaded {} objects in {:.2?}; server {}",
-                summary.total(),
-                started.elapsed(),
-                memory("self")
-            );
+            println!("loaded {} objects in {:.2?}; server {}", summary.total(), started.elapsed(), memory("self"));
             let client = api.kube_client().await?;
             (Some(api), client, "self".to_owned())
         }
         (None, Some(kubeconfig)) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
-            let config =
-                kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
             let pid = args.server_pid.map_or("?".to_owned(), |p| p.to_string());
             (None, kube::Client::try_from(config)?, pid)
         }
         _ => return Err("give --objects FILE, or --kubeconfig PATH [--server-pid PID]".into()),
     };
 
-    let config = if args.streaming {
-        watcher::Config::default().streaming_lists()
-    } else {
-        watcher::Config::default()
-    };
+    let config = if args.streaming { watcher::Config::default().streaming_lists() } else { watcher::Config::default() };
     let started = Instant::now();
     let (services, pods, slices, namespaces) = tokio::join!(
         until_init_done(Api::<Service>::all(client.clone()), config.clone(), started),
         until_init_done(Api::<Pod>::all(client.clone()), config.clone(), started),
-        until_init_done(
-            Api::<EndpointSlice>::all(client.clone()),
-            config.clone(),
-            started
-        ),
-        until_init_done(
-            Api::<Namespace>::all(client.clone()),
-            config.clone(),
-            started
-        ),
+        until_init_done(Api::<EndpointSlice>::all(client.clone()), config.clone(), started),
+        until_init_done(Api::<Namespace>::all(client.clone()), config.clone(), started),
     );
-    let strategy = if args.streaming {
-        "streaming list"
-    } else {
-        "paginated list (limit=500)"
-    };
+    let strategy = if args.streaming { "streaming list" } else { "paginated list (limit=500)" };
     println!("InitDone, four concurrent kube-rs watchers with reflectors, {strategy}:");
-    for (kind, (took, n)) in [
-        ("Services", services),
-        ("Pods", pods),
-        ("EndpointSlices", slices),
-        ("Namespaces", namespaces),
-    ] {
+    for (kind, (took, n)) in
+        [("Services", services), ("Pods", pods), ("EndpointSlices", slices), ("Namespaces", namespaces)]
+    {
         println!("  {kind:<15} {n:>7} objects in {took:.2?}");
     }
     println!("server process ({server_pid}): {}", memory(&server_pid));

@@ -33,27 +33,18 @@ impl Body for ApiBody {
     type Data = Bytes;
     type Error = io::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match &mut *self {
-            ApiBody::Full(full) => Pin::new(full)
-                .poll_frame(cx)
-                .map_err(|never| match never {}),
+            ApiBody::Full(full) => Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
             ApiBody::List(list) => Poll::Ready(list.next_chunk().map(|c| Ok(Frame::data(c)))),
-            ApiBody::Stream(rx) => rx
-                .poll_recv(cx)
-                .map(|item| item.map(|r| r.map(Frame::data))),
+            ApiBody::Stream(rx) => rx.poll_recv(cx).map(|item| item.map(|r| r.map(Frame::data))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             ApiBody::Full(full) => full.is_end_stream(),
-            ApiBody::List(list) => {
-                list.head.is_empty() && list.next >= list.items.len() && list.tail.is_empty()
-            }
+            ApiBody::List(list) => list.head.is_empty() && list.next >= list.items.len() && list.tail.is_empty(),
             ApiBody::Stream(_) => false,
         }
     }
@@ -80,17 +71,8 @@ pub(crate) struct ListBody {
 impl ListBody {
     pub(crate) fn new(head: Vec<u8>, items: Vec<Arc<Object>>, tail: Vec<u8>) -> Self {
         let separators = items.len().saturating_sub(1);
-        let remaining = head.len()
-            + items.iter().map(|o| o.json.len()).sum::<usize>()
-            + separators
-            + tail.len();
-        ListBody {
-            head,
-            items,
-            next: 0,
-            tail,
-            remaining,
-        }
+        let remaining = head.len() + items.iter().map(|o| o.json.len()).sum::<usize>() + separators + tail.len();
+        ListBody { head, items, next: 0, tail, remaining }
     }
 
     fn next_chunk(&mut self) -> Option<Bytes> {
@@ -117,12 +99,7 @@ mod tests {
     #[test]
     fn list_body_joins_items_and_knows_its_length() {
         let items: Vec<_> = (0..5000)
-            .map(|i| {
-                Arc::new(Object {
-                    rv: i,
-                    json: format!("{{\"n\":\"{i:040}\"}}").into_bytes().into(),
-                })
-            })
+            .map(|i| Arc::new(Object { rv: i, json: format!("{{\"n\":\"{i:040}\"}}").into_bytes().into() }))
             .collect();
         let mut body = ListBody::new(b"{\"items\":[".to_vec(), items, b"]}".to_vec());
         let expected = body.remaining;

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    APIGroup, APIGroupList, APIResource, APIResourceList, APIVersions, GroupVersionForDiscovery,
-    ListMeta, ServerAddressByClientCIDR,
+    APIGroup, APIGroupList, APIResource, APIResourceList, APIVersions, GroupVersionForDiscovery, ListMeta,
+    ServerAddressByClientCIDR,
 };
 use k8s_openapi::apimachinery::pkg::version::Info;
 use serde::{Deserialize, Serialize};
@@ -44,10 +44,7 @@ pub(crate) async fn respond<B>(shared: &Arc<Shared>, req: &Request<B>) -> Respon
 }
 
 pub(crate) fn error_response(error: &ApiError) -> Response<ApiBody> {
-    json_response(
-        StatusCode::from_u16(error.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        error.to_json(),
-    )
+    json_response(StatusCode::from_u16(error.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), error.to_json())
 }
 
 pub(crate) fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<ApiBody> {
@@ -59,10 +56,7 @@ pub(crate) fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Respo
         .expect("static headers are valid")
 }
 
-async fn try_respond<B>(
-    shared: &Arc<Shared>,
-    req: &Request<B>,
-) -> Result<Response<ApiBody>, ApiError> {
+async fn try_respond<B>(shared: &Arc<Shared>, req: &Request<B>) -> Result<Response<ApiBody>, ApiError> {
     shared.faults.gate().await?;
     authenticate(shared, req.headers())?;
 
@@ -107,11 +101,7 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    if presented == Some(shared.token.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
-    }
+    if presented == Some(shared.token.as_str()) { Ok(()) } else { Err(ApiError::unauthorized()) }
 }
 
 /// Whether the client takes plain JSON, the only representation served.
@@ -127,11 +117,7 @@ fn accepts_json(headers: &HeaderMap) -> Result<(), ApiError> {
         // `as=Table` or `as=PartialObjectMetadata` asks for a transformation not served here.
         is_json && parts.all(|p| !p.starts_with("as="))
     });
-    if plain_json || accept.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::not_acceptable(accept))
-    }
+    if plain_json || accept.is_empty() { Ok(()) } else { Err(ApiError::not_acceptable(accept)) }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -147,15 +133,8 @@ enum Doc {
 enum Route {
     Health,
     Discovery(Doc),
-    Collection {
-        kind: Kind,
-        namespace: Option<String>,
-    },
-    Object {
-        kind: Kind,
-        key: String,
-        name: String,
-    },
+    Collection { kind: Kind, namespace: Option<String> },
+    Object { kind: Kind, key: String, name: String },
 }
 
 const DISCOVERY_GROUP: &str = "discovery.k8s.io";
@@ -170,55 +149,37 @@ fn route(path: &str) -> Result<Route, ApiError> {
         ["apis"] => return Ok(Route::Discovery(Doc::Groups)),
         ["apis", DISCOVERY_GROUP] => return Ok(Route::Discovery(Doc::Group)),
         ["apis", DISCOVERY_GROUP, "v1"] => {
-            return Ok(Route::Discovery(Doc::Resources {
-                group: DISCOVERY_GROUP,
-            }));
+            return Ok(Route::Discovery(Doc::Resources { group: DISCOVERY_GROUP }));
         }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Err(ApiError::no_such_path()),
     };
-    let kind_at = |plural: &str| {
-        Kind::from_resource(group, version, plural).ok_or_else(ApiError::no_such_path)
-    };
+    let kind_at = |plural: &str| Kind::from_resource(group, version, plural).ok_or_else(ApiError::no_such_path);
     let valid = |s: &&str| !s.is_empty();
     match rest {
-        [plural] => Ok(Route::Collection {
-            kind: kind_at(plural)?,
-            namespace: None,
-        }),
+        [plural] => Ok(Route::Collection { kind: kind_at(plural)?, namespace: None }),
         // A namespace itself is `/api/v1/namespaces/{name}`, which this arm covers too.
         [plural, name] if valid(name) => {
             let kind = kind_at(plural)?;
             if kind.info().namespaced {
                 return Err(ApiError::no_such_path());
             }
-            Ok(Route::Object {
-                kind,
-                key: (*name).to_owned(),
-                name: (*name).to_owned(),
-            })
+            Ok(Route::Object { kind, key: (*name).to_owned(), name: (*name).to_owned() })
         }
         ["namespaces", ns, plural] if valid(ns) => {
             let kind = kind_at(plural)?;
             if !kind.info().namespaced {
                 return Err(ApiError::no_such_path());
             }
-            Ok(Route::Collection {
-                kind,
-                namespace: Some((*ns).to_owned()),
-            })
+            Ok(Route::Collection { kind, namespace: Some((*ns).to_owned()) })
         }
         ["namespaces", ns, plural, name] if valid(ns) && valid(name) => {
             let kind = kind_at(plural)?;
             if !kind.info().namespaced {
                 return Err(ApiError::no_such_path());
             }
-            Ok(Route::Object {
-                kind,
-                key: format!("{ns}/{name}"),
-                name: (*name).to_owned(),
-            })
+            Ok(Route::Object { kind, key: format!("{ns}/{name}"), name: (*name).to_owned() })
         }
         _ => Err(ApiError::no_such_path()),
     }
@@ -270,18 +231,13 @@ impl ListOptions {
             let value = value.into_owned();
             match key.as_ref() {
                 "watch" => o.watch = parse_bool("watch", &value)?,
-                "labelSelector" => {
-                    o.selectors.labels =
-                        LabelSelector::parse(&value).map_err(ApiError::bad_request)?
-                }
+                "labelSelector" => o.selectors.labels = LabelSelector::parse(&value).map_err(ApiError::bad_request)?,
                 "fieldSelector" => {
-                    o.selectors.fields =
-                        FieldSelector::parse(&value, kind).map_err(ApiError::bad_request)?
+                    o.selectors.fields = FieldSelector::parse(&value, kind).map_err(ApiError::bad_request)?
                 }
                 "limit" => {
-                    let n: i64 = value.parse().map_err(|_| {
-                        ApiError::bad_request(format!("limit: invalid value {value:?}"))
-                    })?;
+                    let n: i64 =
+                        value.parse().map_err(|_| ApiError::bad_request(format!("limit: invalid value {value:?}")))?;
                     // Zero or less means no limit.
                     o.limit = usize::try_from(n).ok().filter(|&n| n > 0);
                 }
@@ -295,26 +251,20 @@ impl ListOptions {
                         other => {
                             return Err(ApiError::invalid_list_options(
                                 "resourceVersionMatch",
-                                &format!(
-                                    "Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
-                                ),
+                                &format!("Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""),
                             ));
                         }
                     }
                 }
                 "timeoutSeconds" => {
-                    let s: u64 = value.parse().map_err(|_| {
-                        ApiError::bad_request(format!("timeoutSeconds: invalid value {value:?}"))
-                    })?;
+                    let s: u64 = value
+                        .parse()
+                        .map_err(|_| ApiError::bad_request(format!("timeoutSeconds: invalid value {value:?}")))?;
                     o.timeout = Some(Duration::from_secs(s));
                 }
                 "timeout" => check_request_timeout(&value)?,
-                "allowWatchBookmarks" => {
-                    o.allow_watch_bookmarks = parse_bool("allowWatchBookmarks", &value)?
-                }
-                "sendInitialEvents" => {
-                    o.send_initial_events = Some(parse_bool("sendInitialEvents", &value)?)
-                }
+                "allowWatchBookmarks" => o.allow_watch_bookmarks = parse_bool("allowWatchBookmarks", &value)?,
+                "sendInitialEvents" => o.send_initial_events = Some(parse_bool("sendInitialEvents", &value)?),
                 other => return Err(unsupported_parameter(other, LIST_PARAMETERS)),
             }
         }
@@ -347,27 +297,17 @@ fn check_request_timeout(value: &str) -> Result<(), ApiError> {
     let mut rest = value;
     let mut parts = 0;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let unit_len = rest[digits..]
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len() - digits);
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let unit_len = rest[digits..].find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len() - digits);
         let (number, unit) = (&rest[..digits], &rest[digits..digits + unit_len]);
-        if number.parse::<f64>().is_err()
-            || !matches!(unit, "ns" | "us" | "µs" | "ms" | "s" | "m" | "h")
-        {
-            return Err(ApiError::bad_request(format!(
-                "timeout: invalid duration {value:?}"
-            )));
+        if number.parse::<f64>().is_err() || !matches!(unit, "ns" | "us" | "µs" | "ms" | "s" | "m" | "h") {
+            return Err(ApiError::bad_request(format!("timeout: invalid duration {value:?}")));
         }
         rest = &rest[digits + unit_len..];
         parts += 1;
     }
     if parts == 0 && value != "0" {
-        return Err(ApiError::bad_request(format!(
-            "timeout: invalid duration {value:?}"
-        )));
+        return Err(ApiError::bad_request(format!("timeout: invalid duration {value:?}")));
     }
     Ok(())
 }
@@ -377,31 +317,20 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
     match value {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" | "" => Ok(false),
-        _ => Err(ApiError::bad_request(format!(
-            "{name}: invalid boolean {value:?}"
-        ))),
+        _ => Err(ApiError::bad_request(format!("{name}: invalid boolean {value:?}"))),
     }
 }
 
 fn parse_rv(value: &str) -> Result<u64, ApiError> {
-    value.parse().map_err(|_| {
-        ApiError::bad_request(format!("invalid resource version {value:?}: not a number"))
-    })
+    value.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {value:?}: not a number")))
 }
 
 /// Waits until the store has reached resourceVersion `rv`, or fails as the watch cache does
 /// when it has not within [`FRESHNESS_WAIT`].
 pub(crate) async fn wait_for_rv(shared: &Shared, rv: u64) -> Result<(), ApiError> {
     let mut current = shared.store.read().subscribe_rv();
-    let reached = matches!(
-        tokio::time::timeout(FRESHNESS_WAIT, current.wait_for(|&now| now >= rv)).await,
-        Ok(Ok(_))
-    );
-    if reached {
-        Ok(())
-    } else {
-        Err(ApiError::too_large_resource_version(rv, *current.borrow()))
-    }
+    let reached = matches!(tokio::time::timeout(FRESHNESS_WAIT, current.wait_for(|&now| now >= rv)).await, Ok(Ok(_)));
+    if reached { Ok(()) } else { Err(ApiError::too_large_resource_version(rv, *current.borrow())) }
 }
 
 /// A continue token: the resourceVersion of the list's snapshot (-1 for "whatever is current", as
@@ -419,58 +348,33 @@ const TOKEN_VERSION: &str = "meta.k8s.io/v1";
 
 impl ContinueToken {
     fn encode(rv: i64, start: String, off: u64) -> String {
-        let token = ContinueToken {
-            v: TOKEN_VERSION.into(),
-            rv,
-            start,
-            off,
-        };
+        let token = ContinueToken { v: TOKEN_VERSION.into(), rv, start, off };
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("tokens serialize"))
     }
 
     fn decode(text: &str) -> Result<Self, ApiError> {
-        let invalid =
-            |why: String| ApiError::bad_request(format!("continue key is not valid: {why}"));
-        let bytes = URL_SAFE_NO_PAD
-            .decode(text.trim_end_matches('='))
-            .map_err(|e| invalid(e.to_string()))?;
-        let token: ContinueToken =
-            serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let invalid = |why: String| ApiError::bad_request(format!("continue key is not valid: {why}"));
+        let bytes = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).map_err(|e| invalid(e.to_string()))?;
+        let token: ContinueToken = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
         if token.v != TOKEN_VERSION {
             return Err(invalid(format!("unknown version {:?}", token.v)));
         }
         if token.rv < -1 || token.rv == 0 {
-            return Err(invalid(format!(
-                "incorrect encoded start resourceVersion {}",
-                token.rv
-            )));
+            return Err(invalid(format!("incorrect encoded start resourceVersion {}", token.rv)));
         }
         Ok(token)
     }
 }
 
-async fn list(
-    shared: &Shared,
-    kind: Kind,
-    scope: Scope<'_>,
-    o: ListOptions,
-) -> Result<Response<ApiBody>, ApiError> {
+async fn list(shared: &Shared, kind: Kind, scope: Scope<'_>, o: ListOptions) -> Result<Response<ApiBody>, ApiError> {
     if o.send_initial_events.is_some() {
         return Err(ApiError::invalid_list_options(
             "sendInitialEvents",
             "Forbidden: sendInitialEvents is forbidden for list",
         ));
     }
-    let token = o
-        .continue_
-        .as_deref()
-        .map(ContinueToken::decode)
-        .transpose()?;
-    let at = match (
-        &token,
-        o.resource_version.as_deref(),
-        o.resource_version_match,
-    ) {
+    let token = o.continue_.as_deref().map(ContinueToken::decode).transpose()?;
+    let at = match (&token, o.resource_version.as_deref(), o.resource_version_match) {
         (Some(_), _, Some(_)) => {
             return Err(ApiError::invalid_list_options(
                 "resourceVersionMatch",
@@ -478,9 +382,7 @@ async fn list(
             ));
         }
         (Some(_), Some(rv), None) if rv != "0" => {
-            return Err(ApiError::bad_request(
-                "specifying resource version is not allowed when using continue",
-            ));
+            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
         }
         (Some(token), _, None) => (token.rv > 0).then_some(token.rv as u64),
         (None, None, Some(_)) => {
@@ -516,9 +418,7 @@ async fn list(
         Ok(page) => page,
         Err(_) => {
             return Err(match &token {
-                Some(t) => {
-                    ApiError::continue_expired(ContinueToken::encode(-1, t.start.clone(), t.off))
-                }
+                Some(t) => ApiError::continue_expired(ContinueToken::encode(-1, t.start.clone(), t.off)),
                 None => ApiError::list_expired(),
             });
         }
@@ -526,9 +426,7 @@ async fn list(
 
     let info = kind.info();
     let meta = ListMeta {
-        continue_: page
-            .next
-            .map(|(start, off)| ContinueToken::encode(page.rv as i64, start, off)),
+        continue_: page.next.map(|(start, off)| ContinueToken::encode(page.rv as i64, start, off)),
         remaining_item_count: page.remaining,
         resource_version: Some(page.rv.to_string()),
         ..ListMeta::default()
@@ -542,11 +440,7 @@ async fn list(
     Ok(Response::builder()
         .header(CONTENT_TYPE, "application/json")
         .header(CACHE_CONTROL, "no-cache, private")
-        .body(ApiBody::List(ListBody::new(
-            head.into_bytes(),
-            page.items,
-            b"]}".to_vec(),
-        )))
+        .body(ApiBody::List(ListBody::new(head.into_bytes(), page.items, b"]}".to_vec())))
         .expect("static headers are valid"))
 }
 
@@ -557,16 +451,9 @@ async fn start_watch(
     o: ListOptions,
 ) -> Result<Response<ApiBody>, ApiError> {
     if o.limit.is_some() || o.continue_.is_some() {
-        return Err(ApiError::bad_request(
-            "limit and continue do not apply to a watch",
-        ));
+        return Err(ApiError::bad_request("limit and continue do not apply to a watch"));
     }
-    let rv = o
-        .resource_version
-        .as_deref()
-        .filter(|rv| *rv != "0")
-        .map(parse_rv)
-        .transpose()?;
+    let rv = o.resource_version.as_deref().filter(|rv| *rv != "0").map(parse_rv).transpose()?;
     let start = match o.send_initial_events {
         Some(true) => {
             if !o.allow_watch_bookmarks {
@@ -581,15 +468,9 @@ async fn start_watch(
                     "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
                 ));
             }
-            Start::InitialEvents {
-                not_older_than: rv,
-                end_bookmark: true,
-            }
+            Start::InitialEvents { not_older_than: rv, end_bookmark: true }
         }
-        Some(false)
-            if o.resource_version_match
-                .is_some_and(|m| m != VersionMatch::NotOlderThan) =>
-        {
+        Some(false) if o.resource_version_match.is_some_and(|m| m != VersionMatch::NotOlderThan) => {
             return Err(ApiError::invalid_list_options(
                 "resourceVersionMatch",
                 "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
@@ -609,10 +490,7 @@ async fn start_watch(
             match rv {
                 Some(rv) => Start::After(rv),
                 // Unset or "0": the current state as ADDED events, then changes.
-                None => Start::InitialEvents {
-                    not_older_than: None,
-                    end_bookmark: false,
-                },
+                None => Start::InitialEvents { not_older_than: None, end_bookmark: false },
             }
         }
     };
@@ -631,45 +509,25 @@ async fn start_watch(
         .expect("static headers are valid"))
 }
 
-async fn get(
-    shared: &Shared,
-    kind: Kind,
-    key: &str,
-    name: &str,
-    query: &str,
-) -> Result<Response<ApiBody>, ApiError> {
+async fn get(shared: &Shared, kind: Kind, key: &str, name: &str, query: &str) -> Result<Response<ApiBody>, ApiError> {
     for (param, value) in form_urlencoded::parse(query.as_bytes()) {
         match param.as_ref() {
             // A get at a resourceVersion wants a state not older than it; the store is always current.
-            "resourceVersion" if !value.is_empty() && value != "0" => {
-                wait_for_rv(shared, parse_rv(&value)?).await?
-            }
+            "resourceVersion" if !value.is_empty() && value != "0" => wait_for_rv(shared, parse_rv(&value)?).await?,
             "resourceVersion" => {}
             "timeout" => check_request_timeout(&value)?,
             other => {
-                return Err(unsupported_parameter(
-                    other,
-                    &["resourceVersion", "timeout"],
-                ));
+                return Err(unsupported_parameter(other, &["resourceVersion", "timeout"]));
             }
         }
     }
-    let object = shared
-        .store
-        .read()
-        .get(kind, key)
-        .ok_or_else(|| ApiError::not_found(kind, name))?;
-    Ok(json_response(
-        StatusCode::OK,
-        Bytes::from(object.json.to_vec()),
-    ))
+    let object = shared.store.read().get(kind, key).ok_or_else(|| ApiError::not_found(kind, name))?;
+    Ok(json_response(StatusCode::OK, Bytes::from(object.json.to_vec())))
 }
 
 fn discovery(shared: &Shared, doc: Doc) -> Vec<u8> {
-    let group_version = GroupVersionForDiscovery {
-        group_version: format!("{DISCOVERY_GROUP}/v1"),
-        version: "v1".into(),
-    };
+    let group_version =
+        GroupVersionForDiscovery { group_version: format!("{DISCOVERY_GROUP}/v1"), version: "v1".into() };
     let group = APIGroup {
         name: DISCOVERY_GROUP.into(),
         preferred_version: Some(group_version.clone()),
@@ -696,9 +554,7 @@ fn discovery(shared: &Shared, doc: Doc) -> Vec<u8> {
                 server_address: shared.address.to_string(),
             }],
         }),
-        Doc::Groups => to_json(&APIGroupList {
-            groups: vec![group],
-        }),
+        Doc::Groups => to_json(&APIGroupList { groups: vec![group] }),
         Doc::Group => to_json(&group),
         Doc::Resources { group } => {
             let resources = Kind::ALL
@@ -717,15 +573,8 @@ fn discovery(shared: &Shared, doc: Doc) -> Vec<u8> {
                     ..APIResource::default()
                 })
                 .collect();
-            let group_version = if group.is_empty() {
-                "v1".to_owned()
-            } else {
-                format!("{group}/v1")
-            };
-            to_json(&APIResourceList {
-                group_version,
-                resources,
-            })
+            let group_version = if group.is_empty() { "v1".to_owned() } else { format!("{group}/v1") };
+            to_json(&APIResourceList { group_version, resources })
         }
     }
 }
@@ -736,44 +585,22 @@ mod tests {
 
     #[test]
     fn routes() {
-        let collection = |kind, ns: Option<&str>| {
-            Ok(Route::Collection {
-                kind,
-                namespace: ns.map(String::from),
-            })
-        };
+        let collection = |kind, ns: Option<&str>| Ok(Route::Collection { kind, namespace: ns.map(String::from) });
         assert_eq!(route("/api/v1/services"), collection(Kind::Service, None));
-        assert_eq!(
-            route("/api/v1/namespaces/prod/pods"),
-            collection(Kind::Pod, Some("prod"))
-        );
-        assert_eq!(
-            route("/apis/discovery.k8s.io/v1/endpointslices"),
-            collection(Kind::EndpointSlice, None)
-        );
+        assert_eq!(route("/api/v1/namespaces/prod/pods"), collection(Kind::Pod, Some("prod")));
+        assert_eq!(route("/apis/discovery.k8s.io/v1/endpointslices"), collection(Kind::EndpointSlice, None));
         assert_eq!(
             route("/apis/discovery.k8s.io/v1/namespaces/a/endpointslices"),
             collection(Kind::EndpointSlice, Some("a"))
         );
-        assert_eq!(
-            route("/api/v1/namespaces"),
-            collection(Kind::Namespace, None)
-        );
+        assert_eq!(route("/api/v1/namespaces"), collection(Kind::Namespace, None));
         assert_eq!(
             route("/api/v1/namespaces/prod"),
-            Ok(Route::Object {
-                kind: Kind::Namespace,
-                key: "prod".into(),
-                name: "prod".into()
-            })
+            Ok(Route::Object { kind: Kind::Namespace, key: "prod".into(), name: "prod".into() })
         );
         assert_eq!(
             route("/api/v1/namespaces/prod/services/web"),
-            Ok(Route::Object {
-                kind: Kind::Service,
-                key: "prod/web".into(),
-                name: "web".into()
-            })
+            Ok(Route::Object { kind: Kind::Service, key: "prod/web".into(), name: "web".into() })
         );
         assert_eq!(route("/apis"), Ok(Route::Discovery(Doc::Groups)));
         for missing in [
@@ -792,40 +619,19 @@ mod tests {
 
     #[test]
     fn options() {
-        let o = ListOptions::parse(
-            "limit=500&labelSelector=app%3Dweb&watch=true&resourceVersion=7",
-            Kind::Pod,
-        )
-        .unwrap();
+        let o =
+            ListOptions::parse("limit=500&labelSelector=app%3Dweb&watch=true&resourceVersion=7", Kind::Pod).unwrap();
         assert!(o.watch);
         assert_eq!(o.limit, Some(500));
         assert_eq!(o.resource_version.as_deref(), Some("7"));
         assert!(!o.selectors.is_empty());
-        assert_eq!(
-            ListOptions::parse("limit=0", Kind::Pod).unwrap().limit,
-            None
-        );
+        assert_eq!(ListOptions::parse("limit=0", Kind::Pod).unwrap().limit, None);
         let err = ListOptions::parse("pretty=true", Kind::Pod).unwrap_err();
         assert_eq!(err.code(), 400);
         assert!(err.0.message.unwrap().contains("\"pretty\""));
-        assert_eq!(
-            ListOptions::parse("fieldSelector=spec.foo%3Dx", Kind::Pod)
-                .unwrap_err()
-                .code(),
-            400
-        );
-        assert_eq!(
-            ListOptions::parse("resourceVersionMatch=Newest", Kind::Pod)
-                .unwrap_err()
-                .code(),
-            422
-        );
-        assert_eq!(
-            ListOptions::parse("watch=maybe", Kind::Pod)
-                .unwrap_err()
-                .code(),
-            400
-        );
+        assert_eq!(ListOptions::parse("fieldSelector=spec.foo%3Dx", Kind::Pod).unwrap_err().code(), 400);
+        assert_eq!(ListOptions::parse("resourceVersionMatch=Newest", Kind::Pod).unwrap_err().code(), 422);
+        assert_eq!(ListOptions::parse("watch=maybe", Kind::Pod).unwrap_err().code(), 400);
         assert!(ListOptions::parse("timeout=32s", Kind::Pod).is_ok());
         assert!(no_parameters("timeout=1m30.5s").is_ok());
         assert_eq!(no_parameters("timeout=soon").unwrap_err().code(), 400);
@@ -837,44 +643,20 @@ mod tests {
     fn continue_tokens_round_trip_and_reject_garbage() {
         let text = ContinueToken::encode(42, "ns/name\0".into(), 500);
         let token = ContinueToken::decode(&text).unwrap();
-        assert_eq!(
-            (token.rv, token.start.as_str(), token.off),
-            (42, "ns/name\0", 500)
-        );
-        assert_eq!(
-            ContinueToken::decode("not base64!").unwrap_err().code(),
-            400
-        );
-        assert_eq!(
-            ContinueToken::decode(&URL_SAFE_NO_PAD.encode(b"{}"))
-                .unwrap_err()
-                .code(),
-            400
-        );
+        assert_eq!((token.rv, token.start.as_str(), token.off), (42, "ns/name\0", 500));
+        assert_eq!(ContinueToken::decode("not base64!").unwrap_err().code(), 400);
+        assert_eq!(ContinueToken::decode(&URL_SAFE_NO_PAD.encode(b"{}")).unwrap_err().code(), 400);
     }
 
     #[test]
     fn accept_negotiation() {
         let mut headers = HeaderMap::new();
         assert!(accepts_json(&headers).is_ok());
-        headers.insert(
-            ACCEPT,
-            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-                .parse()
-                .unwrap(),
-        );
+        headers.insert(ACCEPT, "application/json;as=Table;v=v1;g=meta.k8s.io,application/json".parse().unwrap());
         assert!(accepts_json(&headers).is_ok());
-        headers.insert(
-            ACCEPT,
-            "application/json;as=Table;v=v1;g=meta.k8s.io"
-                .parse()
-                .unwrap(),
-        );
+        headers.insert(ACCEPT, "application/json;as=Table;v=v1;g=meta.k8s.io".parse().unwrap());
         assert_eq!(accepts_json(&headers).unwrap_err().code(), 406);
-        headers.insert(
-            ACCEPT,
-            "application/vnd.kubernetes.protobuf".parse().unwrap(),
-        );
+        headers.insert(ACCEPT, "application/vnd.kubernetes.protobuf".parse().unwrap());
         assert_eq!(accepts_json(&headers).unwrap_err().code(), 406);
         headers.insert(ACCEPT, "*/*".parse().unwrap());
         assert!(accepts_json(&headers).is_ok());

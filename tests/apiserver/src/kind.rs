@@ -65,13 +65,7 @@ macro_rules! kind_info {
 // The field labels are the ones kube-apiserver's registries declare selectable (pod, service and
 // namespace strategies); EndpointSlices have only the generic metadata ones.
 static NAMESPACE: KindInfo = kind_info!(Namespace, "namespace", &["ns"], false, &["status.phase"]);
-static SERVICE: KindInfo = kind_info!(
-    Service,
-    "service",
-    &["svc"],
-    true,
-    &["spec.clusterIP", "spec.type"]
-);
+static SERVICE: KindInfo = kind_info!(Service, "service", &["svc"], true, &["spec.clusterIP", "spec.type"]);
 static POD: KindInfo = kind_info!(
     Pod,
     "pod",
@@ -92,12 +86,7 @@ static ENDPOINT_SLICE: KindInfo = kind_info!(EndpointSlice, "endpointslice", &[]
 
 impl Kind {
     /// Every kind, in the order the API groups list them.
-    pub const ALL: [Kind; 4] = [
-        Kind::Namespace,
-        Kind::Service,
-        Kind::Pod,
-        Kind::EndpointSlice,
-    ];
+    pub const ALL: [Kind; 4] = [Kind::Namespace, Kind::Service, Kind::Pod, Kind::EndpointSlice];
 
     /// What the API says about this kind.
     pub fn info(self) -> &'static KindInfo {
@@ -130,9 +119,7 @@ impl Kind {
     /// Whether `label` is a field selector label this kind accepts.
     pub(crate) fn supports_field(self, label: &str) -> bool {
         let info = self.info();
-        label == "metadata.name"
-            || (info.namespaced && label == "metadata.namespace")
-            || info.fields.contains(&label)
+        label == "metadata.name" || (info.namespaced && label == "metadata.namespace") || info.fields.contains(&label)
     }
 }
 
@@ -154,10 +141,7 @@ mod tests {
             ("Service", "ServiceList", "v1", "services")
         );
         let eps = Kind::EndpointSlice.info();
-        assert_eq!(
-            (eps.group, eps.version, eps.api_version),
-            ("discovery.k8s.io", "v1", "discovery.k8s.io/v1")
-        );
+        assert_eq!((eps.group, eps.version, eps.api_version), ("discovery.k8s.io", "v1", "discovery.k8s.io/v1"));
         assert_eq!(eps.plural, "endpointslices");
         assert!(!Kind::Namespace.info().namespaced);
     }
@@ -166,10 +150,7 @@ mod tests {
     fn lookups() {
         assert_eq!(Kind::from_kind_name("Pod"), Some(Kind::Pod));
         assert_eq!(Kind::from_kind_name("pod"), None);
-        assert_eq!(
-            Kind::from_resource("discovery.k8s.io", "v1", "endpointslices"),
-            Some(Kind::EndpointSlice)
-        );
+        assert_eq!(Kind::from_resource("discovery.k8s.io", "v1", "endpointslices"), Some(Kind::EndpointSlice));
         assert_eq!(Kind::from_resource("", "v1", "endpointslices"), None);
         assert!(Kind::Pod.supports_field("spec.nodeName"));
         assert!(Kind::Pod.supports_field("metadata.namespace"));

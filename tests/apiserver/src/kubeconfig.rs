@@ -12,10 +12,7 @@ pub(crate) fn render(server: &str, ca_pem: Option<&str>, token: &str) -> String 
     let mut cluster = format!("    server: {}\n", quote(server));
     if let Some(ca) = ca_pem {
         let data = base64::engine::general_purpose::STANDARD.encode(ca);
-        cluster.push_str(&format!(
-            "    certificate-authority-data: {}\n",
-            quote(&data)
-        ));
+        cluster.push_str(&format!("    certificate-authority-data: {}\n", quote(&data)));
     }
     // kubectl prompts for a password when a user has no credentials, so there is always a token.
     let user = format!("    token: {}\n", quote(token));
@@ -32,11 +29,7 @@ mod tests {
 
     #[test]
     fn kube_reads_it() {
-        let text = render(
-            "https://127.0.0.1:6443",
-            Some("-----BEGIN CERTIFICATE-----\n"),
-            "t\"ok",
-        );
+        let text = render("https://127.0.0.1:6443", Some("-----BEGIN CERTIFICATE-----\n"), "t\"ok");
         let config = kube::config::Kubeconfig::from_yaml(&text).unwrap();
         assert_eq!(config.current_context.as_deref(), Some(CONTEXT));
         let cluster = config.clusters[0].cluster.as_ref().unwrap();
@@ -47,15 +40,7 @@ mod tests {
         let AuthInfo { token, .. } = user;
         assert!(token.is_some());
 
-        let plain =
-            kube::config::Kubeconfig::from_yaml(&render("http://127.0.0.1:1", None, "t")).unwrap();
-        assert!(
-            plain.clusters[0]
-                .cluster
-                .as_ref()
-                .unwrap()
-                .certificate_authority_data
-                .is_none()
-        );
+        let plain = kube::config::Kubeconfig::from_yaml(&render("http://127.0.0.1:1", None, "t")).unwrap();
+        assert!(plain.clusters[0].cluster.as_ref().unwrap().certificate_authority_data.is_none());
     }
 }

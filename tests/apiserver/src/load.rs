@@ -56,10 +56,7 @@ pub enum LoadError {
 const BATCH: usize = 16 * 1024;
 
 pub(crate) fn load_file(shared: &Shared, path: &Path) -> Result<LoadSummary, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
     load_bytes(shared, &bytes).map_err(|e| match e {
         LoadError::Format(_, source) => LoadError::Format(path.display().to_string(), source),
         other => other,
@@ -75,11 +72,7 @@ pub(crate) fn load_bytes(shared: &Shared, bytes: &[u8]) -> Result<LoadSummary, L
         let items: Vec<&RawValue> = serde_json::from_str(items.get()).map_err(format)?;
         let mut objects = Vec::with_capacity(items.len());
         for (index, raw) in items.into_iter().enumerate() {
-            let refuse = |source| LoadError::Object {
-                kind: "List item".into(),
-                index,
-                source,
-            };
+            let refuse = |source| LoadError::Object { kind: "List item".into(), index, source };
             let value = serde_json::from_str(raw.get()).map_err(format)?;
             let object = ClusterObject::from_json(value).map_err(refuse)?;
             let key = object.key().map_err(refuse)?;
@@ -122,21 +115,17 @@ fn decode_parallel(
 ) -> Result<Vec<(String, ClusterObject)>, LoadError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = raws.len().div_ceil(threads).max(1);
-    let decode =
-        |offset: usize, part: &[&RawValue]| -> Result<Vec<(String, ClusterObject)>, LoadError> {
-            part.iter()
-                .enumerate()
-                .map(|(i, raw)| {
-                    let refuse = |source| LoadError::Object {
-                        kind: kind.to_string(),
-                        index: first_index + offset + i,
-                        source,
-                    };
-                    let object = ClusterObject::from_json_str(kind, raw.get()).map_err(refuse)?;
-                    Ok((object.key().map_err(refuse)?, object))
-                })
-                .collect()
-        };
+    let decode = |offset: usize, part: &[&RawValue]| -> Result<Vec<(String, ClusterObject)>, LoadError> {
+        part.iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let refuse =
+                    |source| LoadError::Object { kind: kind.to_string(), index: first_index + offset + i, source };
+                let object = ClusterObject::from_json_str(kind, raw.get()).map_err(refuse)?;
+                Ok((object.key().map_err(refuse)?, object))
+            })
+            .collect()
+    };
     std::thread::scope(|scope| {
         let handles: Vec<_> = raws
             .chunks(per_thread)

@@ -42,10 +42,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_writer(std::io::stderr).init();
     let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,17 +69,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let api = builder.start().await?;
     for file in &args.objects {
         let summary = api.load_objects_file(file).await?;
-        let counts: Vec<String> = summary
-            .counts
-            .iter()
-            .map(|(kind, n)| format!("{n} {kind}"))
-            .collect();
-        eprintln!(
-            "clusterdns-apiserver: loaded {} ({}) from {}",
-            summary.total(),
-            counts.join(", "),
-            file.display()
-        );
+        let counts: Vec<String> = summary.counts.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+        eprintln!("clusterdns-apiserver: loaded {} ({}) from {}", summary.total(), counts.join(", "), file.display());
     }
     eprintln!(
         "clusterdns-apiserver: serving {} at resourceVersion {} (ready in {:.2?}); kubeconfig: {}",

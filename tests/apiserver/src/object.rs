@@ -14,10 +14,7 @@ use crate::Kind;
 /// An object the server can hold. Build one from a k8s-openapi type (`Service::from(..).into()`)
 /// or from JSON with [`ClusterObject::from_json`].
 #[derive(Clone, Debug, PartialEq)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "a short-lived carrier: objects are stored as JSON, not as this"
-)]
+#[allow(clippy::large_enum_variant, reason = "a short-lived carrier: objects are stored as JSON, not as this")]
 pub enum ClusterObject {
     /// A core/v1 Namespace.
     Namespace(Namespace),
@@ -78,44 +75,25 @@ macro_rules! each {
 impl ClusterObject {
     /// Decodes an object from its JSON, dispatching on its `kind`.
     pub fn from_json(value: serde_json::Value) -> Result<Self, ObjectError> {
-        let kind_name = value
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or("object")
-            .to_owned();
-        let kind = Kind::from_kind_name(&kind_name)
-            .ok_or_else(|| ObjectError::UnknownKind(kind_name.clone()))?;
-        let decode = |source| ObjectError::Decode {
-            kind: kind_name.clone(),
-            source,
-        };
+        let kind_name = value.get("kind").and_then(|k| k.as_str()).unwrap_or("object").to_owned();
+        let kind = Kind::from_kind_name(&kind_name).ok_or_else(|| ObjectError::UnknownKind(kind_name.clone()))?;
+        let decode = |source| ObjectError::Decode { kind: kind_name.clone(), source };
         Ok(match kind {
-            Kind::Namespace => {
-                ClusterObject::Namespace(serde_json::from_value(value).map_err(decode)?)
-            }
+            Kind::Namespace => ClusterObject::Namespace(serde_json::from_value(value).map_err(decode)?),
             Kind::Service => ClusterObject::Service(serde_json::from_value(value).map_err(decode)?),
             Kind::Pod => ClusterObject::Pod(serde_json::from_value(value).map_err(decode)?),
-            Kind::EndpointSlice => {
-                ClusterObject::EndpointSlice(serde_json::from_value(value).map_err(decode)?)
-            }
+            Kind::EndpointSlice => ClusterObject::EndpointSlice(serde_json::from_value(value).map_err(decode)?),
         })
     }
 
     /// Decodes an object of a known kind from JSON text, as the loader does for each line.
     pub(crate) fn from_json_str(kind: Kind, json: &str) -> Result<Self, ObjectError> {
-        let decode = |source| ObjectError::Decode {
-            kind: kind.to_string(),
-            source,
-        };
+        let decode = |source| ObjectError::Decode { kind: kind.to_string(), source };
         Ok(match kind {
-            Kind::Namespace => {
-                ClusterObject::Namespace(serde_json::from_str(json).map_err(decode)?)
-            }
+            Kind::Namespace => ClusterObject::Namespace(serde_json::from_str(json).map_err(decode)?),
             Kind::Service => ClusterObject::Service(serde_json::from_str(json).map_err(decode)?),
             Kind::Pod => ClusterObject::Pod(serde_json::from_str(json).map_err(decode)?),
-            Kind::EndpointSlice => {
-                ClusterObject::EndpointSlice(serde_json::from_str(json).map_err(decode)?)
-            }
+            Kind::EndpointSlice => ClusterObject::EndpointSlice(serde_json::from_str(json).map_err(decode)?),
         })
     }
 
@@ -143,23 +121,13 @@ impl ClusterObject {
     pub(crate) fn key(&self) -> Result<String, ObjectError> {
         let kind = self.kind();
         let meta = self.metadata();
-        let name = meta
-            .name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .ok_or(ObjectError::MissingName(kind))?;
+        let name = meta.name.as_deref().filter(|n| !n.is_empty()).ok_or(ObjectError::MissingName(kind))?;
         let namespace = meta.namespace.as_deref().filter(|n| !n.is_empty());
         match (kind.info().namespaced, namespace) {
             (true, Some(ns)) => Ok(format!("{ns}/{name}")),
-            (true, None) => Err(ObjectError::MissingNamespace {
-                kind,
-                name: name.to_owned(),
-            }),
+            (true, None) => Err(ObjectError::MissingNamespace { kind, name: name.to_owned() }),
             (false, None) => Ok(name.to_owned()),
-            (false, Some(_)) => Err(ObjectError::UnexpectedNamespace {
-                kind,
-                name: name.to_owned(),
-            }),
+            (false, Some(_)) => Err(ObjectError::UnexpectedNamespace { kind, name: name.to_owned() }),
         }
     }
 
@@ -285,40 +253,30 @@ mod tests {
         assert_eq!(svc.kind(), Kind::Service);
         assert_eq!(svc.key().unwrap(), "prod/web");
 
-        let ns = ClusterObject::from_json(
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}}),
-        )
-        .unwrap();
+        let ns =
+            ClusterObject::from_json(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}}))
+                .unwrap();
         assert_eq!(ns.key().unwrap(), "prod");
     }
 
     #[test]
     fn refuses_what_the_api_would() {
-        let err =
-            ClusterObject::from_json(json!({"apiVersion": "v1", "kind": "ConfigMap"})).unwrap_err();
+        let err = ClusterObject::from_json(json!({"apiVersion": "v1", "kind": "ConfigMap"})).unwrap_err();
         assert!(matches!(err, ObjectError::UnknownKind(k) if k == "ConfigMap"));
-        let err = ClusterObject::from_json(json!({"kind": "Pod", "spec": {"containers": 3}}))
-            .unwrap_err();
+        let err = ClusterObject::from_json(json!({"kind": "Pod", "spec": {"containers": 3}})).unwrap_err();
         assert!(matches!(err, ObjectError::Decode { .. }), "{err}");
         let nameless = ClusterObject::from(Service::default());
-        assert!(matches!(
-            nameless.key(),
-            Err(ObjectError::MissingName(Kind::Service))
-        ));
+        assert!(matches!(nameless.key(), Err(ObjectError::MissingName(Kind::Service))));
         let mut pod = Pod::default();
         pod.metadata.name = Some("p".into());
-        assert!(matches!(
-            ClusterObject::from(pod).key(),
-            Err(ObjectError::MissingNamespace { .. })
-        ));
+        assert!(matches!(ClusterObject::from(pod).key(), Err(ObjectError::MissingNamespace { .. })));
     }
 
     #[test]
     fn serializes_with_type_meta() {
         let mut svc = Service::default();
         svc.metadata.name = Some("web".into());
-        let json: serde_json::Value =
-            serde_json::from_slice(&ClusterObject::from(svc).to_json()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&ClusterObject::from(svc).to_json()).unwrap();
         assert_eq!(json["kind"], "Service");
         assert_eq!(json["apiVersion"], "v1");
     }

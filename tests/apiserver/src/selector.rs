@@ -137,14 +137,9 @@ impl LabelSelector {
         while pos < tokens.len() {
             let requirement = match next(&mut pos) {
                 Some(Token::Not) => match next(&mut pos) {
-                    Some(Token::Word(key)) => Requirement {
-                        key: validate_key(key)?,
-                        op: Op::DoesNotExist,
-                    },
+                    Some(Token::Word(key)) => Requirement { key: validate_key(key)?, op: Op::DoesNotExist },
                     other => {
-                        return Err(format!(
-                            "unable to parse requirement: expected a key after '!', found {other:?}"
-                        ));
+                        return Err(format!("unable to parse requirement: expected a key after '!', found {other:?}"));
                     }
                 },
                 Some(Token::Word(key)) => {
@@ -165,11 +160,7 @@ impl LabelSelector {
                                     ));
                                 }
                             };
-                            if equal {
-                                Op::In(vec![value])
-                            } else {
-                                Op::NotIn(vec![value])
-                            }
+                            if equal { Op::In(vec![value]) } else { Op::NotIn(vec![value]) }
                         }
                         Some(Token::Gt | Token::Lt) => {
                             let greater = next(&mut pos) == Some(Token::Gt);
@@ -179,34 +170,22 @@ impl LabelSelector {
                                 })?,
                                 other => return Err(format!("unable to parse requirement: expected an integer, found {other:?}")),
                             };
-                            if greater {
-                                Op::GreaterThan(n)
-                            } else {
-                                Op::LessThan(n)
-                            }
+                            if greater { Op::GreaterThan(n) } else { Op::LessThan(n) }
                         }
                         Some(Token::Word(w)) if w == "in" || w == "notin" => {
                             let is_in = w == "in";
                             pos += 1;
                             let values = parse_set(&tokens, &mut pos)?;
-                            if is_in {
-                                Op::In(values)
-                            } else {
-                                Op::NotIn(values)
-                            }
+                            if is_in { Op::In(values) } else { Op::NotIn(values) }
                         }
                         Some(other) => {
-                            return Err(format!(
-                                "unable to parse requirement: unexpected {other:?} after {key}"
-                            ));
+                            return Err(format!("unable to parse requirement: unexpected {other:?} after {key}"));
                         }
                     };
                     Requirement { key, op }
                 }
                 other => {
-                    return Err(format!(
-                        "unable to parse requirement: expected a key, found {other:?}"
-                    ));
+                    return Err(format!("unable to parse requirement: expected a key, found {other:?}"));
                 }
             };
             requirements.push(requirement);
@@ -214,9 +193,7 @@ impl LabelSelector {
                 None => break,
                 Some(Token::Comma) if pos < tokens.len() => {}
                 other => {
-                    return Err(format!(
-                        "found {other:?}, expected ',' between requirements of {input:?}"
-                    ));
+                    return Err(format!("found {other:?}, expected ',' between requirements of {input:?}"));
                 }
             }
         }
@@ -231,12 +208,8 @@ impl LabelSelector {
                 Op::DoesNotExist => value.is_none(),
                 Op::In(values) => value.is_some_and(|v| values.iter().any(|x| x == v)),
                 Op::NotIn(values) => value.is_none_or(|v| values.iter().all(|x| x != v)),
-                Op::GreaterThan(n) => value
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .is_some_and(|v| v > *n),
-                Op::LessThan(n) => value
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .is_some_and(|v| v < *n),
+                Op::GreaterThan(n) => value.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > *n),
+                Op::LessThan(n) => value.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < *n),
             }
         })
     }
@@ -257,9 +230,7 @@ fn parse_set(tokens: &[Token], pos: &mut usize) -> Result<Vec<String>, String> {
             // An empty value between commas, as in `in (a,,b)` or `in (a,)`.
             Some(Token::Comma | Token::Close) => values.push(String::new()),
             other => {
-                return Err(format!(
-                    "unable to parse requirement: unexpected {other:?} in a value set"
-                ));
+                return Err(format!("unable to parse requirement: unexpected {other:?} in a value set"));
             }
         }
         match tokens.get(*pos) {
@@ -290,8 +261,7 @@ fn validate_key(key: String) -> Result<String, String> {
             && p.split('.').all(|l| {
                 !l.is_empty()
                     && l.len() <= 63
-                    && l.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             })
     });
     if prefix_ok && !name.is_empty() && is_label_value(name) {
@@ -319,8 +289,7 @@ fn is_label_value(v: &str) -> bool {
         || (b.len() <= 63
             && b[0].is_ascii_alphanumeric()
             && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter()
-                .all(|&c| c.is_ascii_alphanumeric() || b"-_.".contains(&c)))
+            && b.iter().all(|&c| c.is_ascii_alphanumeric() || b"-_.".contains(&c)))
 }
 
 impl FieldSelector {
@@ -333,32 +302,22 @@ impl FieldSelector {
             }
             let (field, value, equal) = if let Some((f, v)) = split_operator(&term, "!=") {
                 (f, v, false)
-            } else if let Some((f, v)) =
-                split_operator(&term, "==").or_else(|| split_operator(&term, "="))
-            {
+            } else if let Some((f, v)) = split_operator(&term, "==").or_else(|| split_operator(&term, "=")) {
                 (f, v, true)
             } else {
-                return Err(format!(
-                    "invalid selector: '{input}'; can't understand '{term}'"
-                ));
+                return Err(format!("invalid selector: '{input}'; can't understand '{term}'"));
             };
             let field = field.trim().to_owned();
             if !kind.supports_field(&field) {
                 return Err(format!("field label not supported: {field}"));
             }
-            terms.push(FieldTerm {
-                field,
-                value: unescape(&value)?,
-                equal,
-            });
+            terms.push(FieldTerm { field, value: unescape(&value)?, equal });
         }
         Ok(FieldSelector(terms))
     }
 
     fn matches(&self, object: &Selectable<'_>) -> bool {
-        self.0
-            .iter()
-            .all(|t| (object.field(&t.field) == t.value.as_str()) == t.equal)
+        self.0.iter().all(|t| (object.field(&t.field) == t.value.as_str()) == t.equal)
     }
 }
 
@@ -452,11 +411,7 @@ mod tests {
             ("example.com/role", false, false),
         ] {
             assert_eq!(selects(selector, "", &web), on_web, "{selector:?} on web");
-            assert_eq!(
-                selects(selector, "", &bare),
-                on_bare,
-                "{selector:?} on bare"
-            );
+            assert_eq!(selects(selector, "", &bare), on_bare, "{selector:?} on bare");
         }
     }
 
@@ -476,10 +431,7 @@ mod tests {
             "rank>x",
             "app in (a b)",
         ] {
-            assert!(
-                LabelSelector::parse(bad).is_err(),
-                "{bad:?} should not parse"
-            );
+            assert!(LabelSelector::parse(bad).is_err(), "{bad:?} should not parse");
         }
     }
 
@@ -487,17 +439,10 @@ mod tests {
     fn fields() {
         let p = pod(r#""app":"web""#, "node-1");
         assert!(selects("", "spec.nodeName=node-1", &p));
-        assert!(selects(
-            "",
-            "spec.nodeName==node-1,status.phase=Running",
-            &p
-        ));
+        assert!(selects("", "spec.nodeName==node-1,status.phase=Running", &p));
         assert!(!selects("", "spec.nodeName!=node-1", &p));
         assert!(selects("", "metadata.name=p,metadata.namespace=ns", &p));
-        assert!(
-            selects("", "status.podIP=", &p),
-            "an absent field is the empty string"
-        );
+        assert!(selects("", "status.podIP=", &p), "an absent field is the empty string");
         assert!(selects("app=web", "spec.nodeName=node-1", &p));
         assert!(!selects("app=db", "spec.nodeName=node-1", &p));
     }
@@ -513,8 +458,7 @@ mod tests {
             "field label not supported: spec.type"
         );
         assert!(FieldSelector::parse("spec.type=ClusterIP", Kind::Service).is_ok());
-        let sel =
-            FieldSelector::parse(r"metadata.name=a\,b\=c\\d,spec.nodeName!=x", Kind::Pod).unwrap();
+        let sel = FieldSelector::parse(r"metadata.name=a\,b\=c\\d,spec.nodeName!=x", Kind::Pod).unwrap();
         assert_eq!(sel.0[0].value, r"a,b=c\d");
         assert!(!sel.0[1].equal);
         assert!(FieldSelector::parse(r"metadata.name=a\x", Kind::Pod).is_err());

@@ -138,12 +138,7 @@ impl Faults {
     }
 
     fn cut(&self, abort: bool) {
-        self.cuts.send_modify(|c| {
-            *c = Cut {
-                generation: c.generation + 1,
-                abort,
-            }
-        });
+        self.cuts.send_modify(|c| *c = Cut { generation: c.generation + 1, abort });
     }
 }
 
@@ -289,11 +284,7 @@ impl Builder {
             answered: watch::Sender::new(0),
         });
 
-        let objects = self
-            .objects
-            .into_iter()
-            .map(|o| Ok((o.key()?, o)))
-            .collect::<Result<Vec<_>, ObjectError>>()?;
+        let objects = self.objects.into_iter().map(|o| Ok((o.key()?, o))).collect::<Result<Vec<_>, ObjectError>>()?;
         shared.store.write().apply(objects);
         for file in self.files {
             let shared = shared.clone();
@@ -317,29 +308,16 @@ impl Builder {
         let (kubeconfig_path, tempdir) = match self.kubeconfig_path {
             Some(path) => (path, None),
             None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("clusterdns-apiserver-")
-                    .tempdir()?;
+                let dir = tempfile::Builder::new().prefix("clusterdns-apiserver-").tempdir()?;
                 (dir.path().join("kubeconfig"), Some(dir))
             }
         };
-        std::fs::write(
-            &kubeconfig_path,
-            kubeconfig::render(&url, ca_pem.as_deref(), &shared.token),
-        )?;
+        std::fs::write(&kubeconfig_path, kubeconfig::render(&url, ca_pem.as_deref(), &shared.token))?;
 
         let acceptor = tls.map(|t| TlsAcceptor::from(t.config));
         let task = tokio::spawn(accept_loop(listener, acceptor, shared.clone()));
         tracing::info!(%url, kubeconfig = %kubeconfig_path.display(), "test API server started");
-        Ok(TestApiServer {
-            shared,
-            address,
-            url,
-            ca_pem,
-            kubeconfig_path,
-            _tempdir: tempdir,
-            task,
-        })
+        Ok(TestApiServer { shared, address, url, ca_pem, kubeconfig_path, _tempdir: tempdir, task })
     }
 }
 
@@ -385,10 +363,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
     }
 }
 
-async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    io: S,
-    shared: Arc<Shared>,
-) {
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: S, shared: Arc<Shared>) {
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let shared = shared.clone();
         async move {
@@ -402,9 +377,8 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             Ok::<_, Infallible>(response)
         }
     });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(io), service);
+    let connection =
+        hyper::server::conn::http1::Builder::new().timer(TokioTimer::new()).serve_connection(TokioIo::new(io), service);
     if let Err(error) = connection.await {
         tracing::debug!(%error, "connection ended with an error");
     }
@@ -464,11 +438,7 @@ pub struct ObjectRef {
 impl ObjectRef {
     /// Names `kind` `namespace/name` (pass `None` as the namespace of a Namespace).
     pub fn new<'a>(kind: Kind, namespace: impl Into<Option<&'a str>>, name: &str) -> Self {
-        ObjectRef {
-            kind,
-            namespace: namespace.into().map(String::from),
-            name: name.into(),
-        }
+        ObjectRef { kind, namespace: namespace.into().map(String::from), name: name.into() }
     }
 
     fn key(&self) -> String {
@@ -516,11 +486,7 @@ impl TestApiServer {
         // builds, whatever else in the process enables.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig_path)?;
-        Ok(kube::Config::from_custom_kubeconfig(
-            kubeconfig,
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await?)
+        Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?)
     }
 
     /// A kube-rs client from the written kubeconfig.
@@ -552,12 +518,7 @@ impl TestApiServer {
 
     /// Deletes an object (`None` as the namespace of a Namespace); returns the deletion's
     /// resourceVersion, or `None` if there was no such object.
-    pub fn delete<'a>(
-        &self,
-        kind: Kind,
-        namespace: impl Into<Option<&'a str>>,
-        name: &str,
-    ) -> Option<u64> {
+    pub fn delete<'a>(&self, kind: Kind, namespace: impl Into<Option<&'a str>>, name: &str) -> Option<u64> {
         let (rv, deleted) = self.delete_batch([ObjectRef::new(kind, namespace, name)]);
         (deleted == 1).then_some(rv)
     }
@@ -569,14 +530,9 @@ impl TestApiServer {
     }
 
     /// Loads a gen-cluster `objects.json` (or a `List`) into the running server.
-    pub async fn load_objects_file(
-        &self,
-        path: impl Into<PathBuf>,
-    ) -> Result<LoadSummary, LoadError> {
+    pub async fn load_objects_file(&self, path: impl Into<PathBuf>) -> Result<LoadSummary, LoadError> {
         let (shared, path) = (self.shared.clone(), path.into());
-        tokio::task::spawn_blocking(move || load::load_file(&shared, &path))
-            .await
-            .expect("loading does not panic")
+        tokio::task::spawn_blocking(move || load::load_file(&shared, &path)).await.expect("loading does not panic")
     }
 
     /// The resourceVersion of the latest write.
@@ -621,10 +577,7 @@ impl TestApiServer {
     /// Delays every request by `latency` before it is handled (zero to stop).
     pub fn set_latency(&self, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.shared
-            .faults
-            .latency_micros
-            .store(micros, Ordering::Relaxed);
+        self.shared.faults.latency_micros.store(micros, Ordering::Relaxed);
     }
 
     /// How many watch streams are open.
@@ -633,16 +586,9 @@ impl TestApiServer {
     }
 
     /// Waits until `condition` holds for the number of open watches; false on timeout.
-    pub async fn wait_for_open_watches(
-        &self,
-        condition: impl FnMut(&usize) -> bool,
-        timeout: Duration,
-    ) -> bool {
+    pub async fn wait_for_open_watches(&self, condition: impl FnMut(&usize) -> bool, timeout: Duration) -> bool {
         let mut open = self.shared.faults.open_watches.subscribe();
-        matches!(
-            tokio::time::timeout(timeout, open.wait_for(condition)).await,
-            Ok(Ok(_))
-        )
+        matches!(tokio::time::timeout(timeout, open.wait_for(condition)).await, Ok(Ok(_)))
     }
 
     /// How many BOOKMARK events watches have sent.
@@ -651,16 +597,9 @@ impl TestApiServer {
     }
 
     /// Waits until `condition` holds for the number of bookmarks sent; false on timeout.
-    pub async fn wait_for_bookmarks(
-        &self,
-        condition: impl FnMut(&u64) -> bool,
-        timeout: Duration,
-    ) -> bool {
+    pub async fn wait_for_bookmarks(&self, condition: impl FnMut(&u64) -> bool, timeout: Duration) -> bool {
         let mut sent = self.shared.faults.bookmarks.subscribe();
-        matches!(
-            tokio::time::timeout(timeout, sent.wait_for(condition)).await,
-            Ok(Ok(_))
-        )
+        matches!(tokio::time::timeout(timeout, sent.wait_for(condition)).await, Ok(Ok(_)))
     }
 
     /// The requests answered so far (the last 10,000), oldest first. A watch counts as answered

@@ -1,8 +1,6 @@
 //! The `Status` bodies kube-apiserver answers failures with, and the codes and reasons it uses.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    ListMeta, Status, StatusCause, StatusDetails,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Status, StatusCause, StatusDetails};
 
 use crate::Kind;
 
@@ -23,10 +21,7 @@ impl ApiError {
 
     /// The HTTP status code.
     pub(crate) fn code(&self) -> u16 {
-        self.0
-            .code
-            .and_then(|c| u16::try_from(c).ok())
-            .unwrap_or(500)
+        self.0.code.and_then(|c| u16::try_from(c).ok()).unwrap_or(500)
     }
 
     /// The `Status` as JSON.
@@ -44,11 +39,7 @@ impl ApiError {
 
     /// A path the server has no handler for.
     pub(crate) fn no_such_path() -> Self {
-        let mut e = Self::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        );
+        let mut e = Self::new(404, "NotFound", "the server could not find the requested resource");
         e.0.details = Some(StatusDetails::default());
         e
     }
@@ -67,11 +58,7 @@ impl ApiError {
     }
 
     pub(crate) fn method_not_allowed() -> Self {
-        Self::new(
-            405,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
-        )
+        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     }
 
     pub(crate) fn not_acceptable(accept: &str) -> Self {
@@ -95,39 +82,24 @@ impl ApiError {
              the results. Continuing with the provided token results in an inconsistent list - objects that were \
              created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
         );
-        e.0.metadata = ListMeta {
-            continue_: Some(inconsistent_continue),
-            ..ListMeta::default()
-        };
+        e.0.metadata = ListMeta { continue_: Some(inconsistent_continue), ..ListMeta::default() };
         e
     }
 
     /// 410 for an exact-resourceVersion list older than the history the server keeps.
     pub(crate) fn list_expired() -> Self {
-        Self::new(
-            410,
-            "Expired",
-            "The resourceVersion for the provided list is too old.",
-        )
+        Self::new(410, "Expired", "The resourceVersion for the provided list is too old.")
     }
 
     /// 410 for a watch from a resourceVersion older than the history the server keeps, with the
     /// message the watch cache gives.
     pub(crate) fn watch_expired(requested: u64, oldest: u64) -> Self {
-        Self::new(
-            410,
-            "Expired",
-            format!("too old resource version: {requested} ({oldest})"),
-        )
+        Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
     }
 
     /// 504 for a resourceVersion the server has not reached within the wait it allows.
     pub(crate) fn too_large_resource_version(requested: u64, current: u64) -> Self {
-        let mut e = Self::new(
-            504,
-            "Timeout",
-            format!("Too large resource version: {requested}, current: {current}"),
-        );
+        let mut e = Self::new(504, "Timeout", format!("Too large resource version: {requested}, current: {current}"));
         e.0.details = Some(StatusDetails {
             causes: Some(vec![StatusCause {
                 reason: Some("ResourceVersionTooLarge".into()),
@@ -142,11 +114,7 @@ impl ApiError {
 
     /// 422 for list or watch options that contradict each other.
     pub(crate) fn invalid_list_options(field: &str, detail: &str) -> Self {
-        let mut e = Self::new(
-            422,
-            "Invalid",
-            format!("ListOptions.meta.k8s.io \"\" is invalid: {field}: {detail}"),
-        );
+        let mut e = Self::new(422, "Invalid", format!("ListOptions.meta.k8s.io \"\" is invalid: {field}: {detail}"));
         e.0.details = Some(StatusDetails {
             group: Some("meta.k8s.io".into()),
             kind: Some("ListOptions".into()),
@@ -188,9 +156,6 @@ mod tests {
         let expired = ApiError::continue_expired("tok".into());
         assert_eq!(expired.code(), 410);
         assert_eq!(expired.0.metadata.continue_.as_deref(), Some("tok"));
-        assert_eq!(
-            ApiError::watch_expired(5, 9).0.message.as_deref(),
-            Some("too old resource version: 5 (9)")
-        );
+        assert_eq!(ApiError::watch_expired(5, 9).0.message.as_deref(), Some("too old resource version: 5 (9)"));
     }
 }

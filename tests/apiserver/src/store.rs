@@ -71,9 +71,7 @@ impl Scope<'_> {
     pub(crate) fn contains(&self, key: &str) -> bool {
         match self {
             Scope::All => true,
-            Scope::Namespace(ns) => key
-                .strip_prefix(ns)
-                .is_some_and(|rest| rest.starts_with('/')),
+            Scope::Namespace(ns) => key.strip_prefix(ns).is_some_and(|rest| rest.starts_with('/')),
         }
     }
 
@@ -259,10 +257,7 @@ impl Store {
                     if meta.uid.is_none() || meta.creation_timestamp.is_none() {
                         let kept = IdentityMeta::parse(&current.json);
                         meta.uid = meta.uid.take().or(kept.metadata.uid);
-                        meta.creation_timestamp = meta
-                            .creation_timestamp
-                            .take()
-                            .or(kept.metadata.creation_timestamp);
+                        meta.creation_timestamp = meta.creation_timestamp.take().or(kept.metadata.creation_timestamp);
                     }
                     meta.resource_version = Some(current.rv.to_string());
                     if *object.to_json() == *current.json {
@@ -282,31 +277,15 @@ impl Store {
             self.rv += 1;
             let rv = self.rv;
             object.metadata_mut().resource_version = Some(rv.to_string());
-            let stored = Arc::new(Object {
-                rv,
-                json: object.to_json().into_boxed_slice(),
-            });
+            let stored = Arc::new(Object { rv, json: object.to_json().into_boxed_slice() });
             let res = &mut self.resources[kind.index()];
             let key: Box<str> = key.into();
             res.objects.insert(key.clone(), stored.clone());
             if current.is_none() {
                 res.adjust_count(&key, true);
             }
-            let ty = if current.is_some() {
-                EventType::Modified
-            } else {
-                EventType::Added
-            };
-            res.record(
-                Event {
-                    ty,
-                    rv,
-                    key,
-                    object: stored,
-                    prev: current,
-                },
-                limit,
-            );
+            let ty = if current.is_some() { EventType::Modified } else { EventType::Added };
+            res.record(Event { ty, rv, key, object: stored, prev: current }, limit);
         }
         self.rv_notify.send_replace(self.rv);
         self.rv
@@ -325,20 +304,8 @@ impl Store {
             res.adjust_count(&key, false);
             self.rv += 1;
             let rv = self.rv;
-            let object = Arc::new(Object {
-                rv,
-                json: with_resource_version(&prev.json, rv),
-            });
-            res.record(
-                Event {
-                    ty: EventType::Deleted,
-                    rv,
-                    key,
-                    object,
-                    prev: Some(prev),
-                },
-                limit,
-            );
+            let object = Arc::new(Object { rv, json: with_resource_version(&prev.json, rv) });
+            res.record(Event { ty: EventType::Deleted, rv, key, object, prev: Some(prev) }, limit);
             deleted += 1;
         }
         self.rv_notify.send_replace(self.rv);
@@ -360,12 +327,7 @@ impl Store {
     /// The events of `kind` after resourceVersion `after`, appended to `out`, for a watch that has
     /// seen everything up to `after`; `Expired` when some of them have already left the history.
     /// (A new watch checks [`Store::floor`] first.)
-    pub(crate) fn events_since(
-        &self,
-        kind: Kind,
-        after: u64,
-        out: &mut Vec<Arc<Event>>,
-    ) -> Result<(), Expired> {
+    pub(crate) fn events_since(&self, kind: Kind, after: u64, out: &mut Vec<Arc<Event>>) -> Result<(), Expired> {
         let res = self.resource(kind);
         if after < res.dropped {
             return Err(Expired { floor: res.dropped });
@@ -390,26 +352,14 @@ impl Store {
                 then.entry(&*event.key).or_insert(event.prev.as_ref());
             }
         }
-        let total = then
-            .iter()
-            .fold(res.count(query.scope) as i64, |n, (key, before)| {
-                n + i64::from(before.is_some()) - i64::from(res.objects.contains_key(*key))
-            });
+        let total = then.iter().fold(res.count(query.scope) as i64, |n, (key, before)| {
+            n + i64::from(before.is_some()) - i64::from(res.objects.contains_key(*key))
+        });
 
         let bounds = query.scope.bounds(query.start);
-        let range = (
-            bounds.0.as_ref().map(String::as_str),
-            bounds.1.as_ref().map(String::as_str),
-        );
-        let mut now = res
-            .objects
-            .range::<str, _>(range)
-            .map(|(k, v)| (&**k, Some(v)))
-            .peekable();
-        let mut changed = then
-            .range::<str, _>(range)
-            .map(|(k, v)| (*k, *v))
-            .peekable();
+        let range = (bounds.0.as_ref().map(String::as_str), bounds.1.as_ref().map(String::as_str));
+        let mut now = res.objects.range::<str, _>(range).map(|(k, v)| (&**k, Some(v))).peekable();
+        let mut changed = then.range::<str, _>(range).map(|(k, v)| (*k, *v)).peekable();
 
         let limit = query.limit.unwrap_or(usize::MAX);
         let mut items = Vec::new();
@@ -448,12 +398,7 @@ impl Store {
             _ => None,
         };
         let remaining = (more && query.selectors.is_empty()).then(|| total - offset as i64);
-        Ok(Page {
-            items,
-            rv: at,
-            next,
-            remaining,
-        })
+        Ok(Page { items, rv: at, next, remaining })
     }
 }
 
@@ -478,12 +423,9 @@ impl IdentityMeta {
 
 /// `json` (a stored object) with `metadata.resourceVersion` set to `rv`.
 pub(crate) fn with_resource_version(json: &[u8], rv: u64) -> Box<[u8]> {
-    let mut value: serde_json::Value =
-        serde_json::from_slice(json).expect("stored objects are JSON");
+    let mut value: serde_json::Value = serde_json::from_slice(json).expect("stored objects are JSON");
     value["metadata"]["resourceVersion"] = rv.to_string().into();
-    serde_json::to_vec(&value)
-        .expect("JSON values serialize")
-        .into_boxed_slice()
+    serde_json::to_vec(&value).expect("JSON values serialize").into_boxed_slice()
 }
 
 #[cfg(test)]
@@ -506,24 +448,13 @@ mod tests {
             .iter()
             .map(|o| {
                 let v: serde_json::Value = serde_json::from_slice(&o.json).unwrap();
-                format!(
-                    "{}/{}",
-                    v["metadata"]["namespace"].as_str().unwrap(),
-                    v["metadata"]["name"].as_str().unwrap()
-                )
+                format!("{}/{}", v["metadata"]["namespace"].as_str().unwrap(), v["metadata"]["name"].as_str().unwrap())
             })
             .collect()
     }
 
     fn query<'a>(selectors: &'a Selectors) -> ListQuery<'a> {
-        ListQuery {
-            scope: Scope::All,
-            at: None,
-            start: None,
-            offset: 0,
-            limit: None,
-            selectors,
-        }
+        ListQuery { scope: Scope::All, at: None, start: None, offset: 0, limit: None, selectors }
     }
 
     #[test]
@@ -540,75 +471,38 @@ mod tests {
         // The same object again is a no-op; a changed one keeps its uid.
         assert_eq!(store.apply(vec![svc("a", "x", "1")]), 3);
         assert_eq!(store.apply(vec![svc("a", "x", "2")]), 4);
-        let v2: serde_json::Value =
-            serde_json::from_slice(&store.get(Kind::Service, "a/x").unwrap().json).unwrap();
+        let v2: serde_json::Value = serde_json::from_slice(&store.get(Kind::Service, "a/x").unwrap().json).unwrap();
         assert_eq!(v2["metadata"]["uid"], v["metadata"]["uid"]);
 
-        assert_eq!(
-            store.delete(&[
-                (Kind::Service, "a/x".into()),
-                (Kind::Service, "a/gone".into())
-            ]),
-            (5, 1)
-        );
+        assert_eq!(store.delete(&[(Kind::Service, "a/x".into()), (Kind::Service, "a/gone".into())]), (5, 1));
         let mut events = Vec::new();
         store.events_since(Kind::Service, 1, &mut events).unwrap();
         let seen: Vec<_> = events.iter().map(|e| (e.ty, e.rv)).collect();
         use EventType::*;
         assert_eq!(seen, [(Added, 2), (Added, 3), (Modified, 4), (Deleted, 5)]);
         let deleted: serde_json::Value = serde_json::from_slice(&events[3].object.json).unwrap();
-        assert_eq!(
-            deleted["metadata"]["resourceVersion"], "5",
-            "DELETED carries the deletion's resourceVersion"
-        );
+        assert_eq!(deleted["metadata"]["resourceVersion"], "5", "DELETED carries the deletion's resourceVersion");
     }
 
     #[test]
     fn history_is_bounded() {
         let mut store = Store::new(2);
-        store.apply(vec![
-            svc("a", "x", "1"),
-            svc("a", "y", "1"),
-            svc("a", "z", "1"),
-        ]);
+        store.apply(vec![svc("a", "x", "1"), svc("a", "y", "1"), svc("a", "z", "1")]);
         let mut events = Vec::new();
-        assert_eq!(
-            store.events_since(Kind::Service, 1, &mut events),
-            Err(Expired { floor: 2 })
-        );
+        assert_eq!(store.events_since(Kind::Service, 1, &mut events), Err(Expired { floor: 2 }));
         store.events_since(Kind::Service, 2, &mut events).unwrap();
         assert_eq!(events.len(), 2);
         store.compact();
-        assert_eq!(
-            (store.floor(Kind::Service), store.floor(Kind::Pod)),
-            (4, 4),
-            "new watches from before now get 410"
-        );
-        assert_eq!(
-            store.events_since(Kind::Service, 3, &mut events),
-            Err(Expired { floor: 4 }),
-            "event 4 is gone"
-        );
-        assert!(
-            store
-                .events_since(Kind::Service, 4, &mut Vec::new())
-                .is_ok()
-        );
-        assert!(
-            store.events_since(Kind::Pod, 1, &mut Vec::new()).is_ok(),
-            "an open pod watch lost no pod event"
-        );
+        assert_eq!((store.floor(Kind::Service), store.floor(Kind::Pod)), (4, 4), "new watches from before now get 410");
+        assert_eq!(store.events_since(Kind::Service, 3, &mut events), Err(Expired { floor: 4 }), "event 4 is gone");
+        assert!(store.events_since(Kind::Service, 4, &mut Vec::new()).is_ok());
+        assert!(store.events_since(Kind::Pod, 1, &mut Vec::new()).is_ok(), "an open pod watch lost no pod event");
     }
 
     #[test]
     fn pages_follow_key_order_and_count_what_remains() {
         let mut store = Store::new(100);
-        store.apply(vec![
-            svc("b", "1", "x"),
-            svc("a", "2", "y"),
-            svc("a", "1", "x"),
-            svc("c", "1", "y"),
-        ]);
+        store.apply(vec![svc("b", "1", "x"), svc("a", "2", "y"), svc("a", "1", "x"), svc("c", "1", "y")]);
         let all = Selectors::default();
         let mut q = query(&all);
         q.limit = Some(3);
@@ -616,61 +510,28 @@ mod tests {
         assert_eq!(names(&page), ["a/1", "a/2", "b/1"]);
         assert_eq!(page.remaining, Some(1));
         let (start, offset) = page.next.clone().unwrap();
-        let q2 = ListQuery {
-            start: Some(&start),
-            offset,
-            at: Some(page.rv),
-            ..query(&all)
-        };
+        let q2 = ListQuery { start: Some(&start), offset, at: Some(page.rv), ..query(&all) };
         let page2 = store.list(Kind::Service, &q2).unwrap();
         assert_eq!(names(&page2), ["c/1"]);
         assert!(page2.next.is_none() && page2.remaining.is_none());
 
-        let ns = ListQuery {
-            scope: Scope::Namespace("a"),
-            limit: Some(1),
-            ..query(&all)
-        };
+        let ns = ListQuery { scope: Scope::Namespace("a"), limit: Some(1), ..query(&all) };
         let page = store.list(Kind::Service, &ns).unwrap();
-        assert_eq!(
-            (names(&page), page.remaining),
-            (vec!["a/1".to_string()], Some(1))
-        );
+        assert_eq!((names(&page), page.remaining), (vec!["a/1".to_string()], Some(1)));
 
-        let only_x = Selectors {
-            labels: LabelSelector::parse("app=x").unwrap(),
-            ..Selectors::default()
-        };
-        let q = ListQuery {
-            limit: Some(1),
-            ..query(&only_x)
-        };
+        let only_x = Selectors { labels: LabelSelector::parse("app=x").unwrap(), ..Selectors::default() };
+        let q = ListQuery { limit: Some(1), ..query(&only_x) };
         let page = store.list(Kind::Service, &q).unwrap();
         assert_eq!(names(&page), ["a/1"]);
-        assert_eq!(
-            page.remaining, None,
-            "no remainingItemCount with a selector"
-        );
+        assert_eq!(page.remaining, None, "no remainingItemCount with a selector");
     }
 
     #[test]
     fn continuing_shows_the_first_page_snapshot() {
         let mut store = Store::new(100);
-        store.apply(vec![
-            svc("a", "1", "x"),
-            svc("a", "2", "x"),
-            svc("a", "3", "x"),
-        ]);
+        store.apply(vec![svc("a", "1", "x"), svc("a", "2", "x"), svc("a", "3", "x")]);
         let all = Selectors::default();
-        let first = store
-            .list(
-                Kind::Service,
-                &ListQuery {
-                    limit: Some(1),
-                    ..query(&all)
-                },
-            )
-            .unwrap();
+        let first = store.list(Kind::Service, &ListQuery { limit: Some(1), ..query(&all) }).unwrap();
         let (start, offset) = first.next.clone().unwrap();
 
         // After the first page: a/2 deleted, a/3 changed, a/4 created.
@@ -678,40 +539,17 @@ mod tests {
         store.apply(vec![svc("a", "3", "changed"), svc("a", "4", "x")]);
 
         let rest = store
-            .list(
-                Kind::Service,
-                &ListQuery {
-                    start: Some(&start),
-                    offset,
-                    at: Some(first.rv),
-                    ..query(&all)
-                },
-            )
+            .list(Kind::Service, &ListQuery { start: Some(&start), offset, at: Some(first.rv), ..query(&all) })
             .unwrap();
         assert_eq!(names(&rest), ["a/2", "a/3"]);
         assert!(rest.items.iter().all(|o| o.rv <= first.rv));
         assert_eq!(rest.rv, first.rv);
 
         store.compact();
-        let err = store.list(
-            Kind::Service,
-            &ListQuery {
-                start: Some(&start),
-                offset,
-                at: Some(first.rv),
-                ..query(&all)
-            },
-        );
+        let err =
+            store.list(Kind::Service, &ListQuery { start: Some(&start), offset, at: Some(first.rv), ..query(&all) });
         assert_eq!(err.unwrap_err(), Expired { floor: store.rv() });
-        let now = store
-            .list(
-                Kind::Service,
-                &ListQuery {
-                    start: Some(&start),
-                    ..query(&all)
-                },
-            )
-            .unwrap();
+        let now = store.list(Kind::Service, &ListQuery { start: Some(&start), ..query(&all) }).unwrap();
         assert_eq!(names(&now), ["a/3", "a/4"]);
     }
 }

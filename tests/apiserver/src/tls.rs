@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls::ServerConfig;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -21,29 +21,15 @@ pub(crate) fn generate(hosts: &[String]) -> Result<Tls, crate::Error> {
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_error)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "clusterdns-test-apiserver-ca");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(tls_error)?)
-        .map_err(tls_error)?;
+    ca_params.distinguished_name.push(DnType::CommonName, "clusterdns-test-apiserver-ca");
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(tls_error)?).map_err(tls_error)?;
 
     let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-    names.extend(
-        hosts
-            .iter()
-            .filter(|h| !names.contains(h))
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
+    names.extend(hosts.iter().filter(|h| !names.contains(h)).cloned().collect::<Vec<_>>());
     let mut params = CertificateParams::new(names).map_err(tls_error)?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "clusterdns-test-apiserver");
+    params.distinguished_name.push(DnType::CommonName, "clusterdns-test-apiserver");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     let key = KeyPair::generate().map_err(tls_error)?;
@@ -61,8 +47,5 @@ pub(crate) fn generate(hosts: &[String]) -> Result<Tls, crate::Error> {
         .map_err(|e| crate::Error::Tls(e.to_string()))?;
     // HTTP/1.1 only: watch responses are chunked streams, as kube-rs reads them.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Tls {
-        ca_pem: ca.pem(),
-        config: Arc::new(config),
-    })
+    Ok(Tls { ca_pem: ca.pem(), config: Arc::new(config) })
 }

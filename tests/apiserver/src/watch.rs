@@ -23,10 +23,7 @@ pub(crate) enum Start {
     /// The current state (at least `not_older_than`) as ADDED events, then the changes after it.
     /// With `end_bookmark`, a BOOKMARK annotated `k8s.io/initial-events-end` marks where the
     /// state ends, as for `sendInitialEvents=true`.
-    InitialEvents {
-        not_older_than: Option<u64>,
-        end_bookmark: bool,
-    },
+    InitialEvents { not_older_than: Option<u64>, end_bookmark: bool },
     /// The changes after this resourceVersion.
     After(u64),
     /// The changes from now on.
@@ -47,24 +44,11 @@ pub(crate) struct WatchSpec {
 type Sender = mpsc::Sender<Result<Bytes, io::Error>>;
 
 /// Starts a watch; the receiver is the response body.
-pub(crate) fn spawn(
-    shared: Arc<Shared>,
-    spec: WatchSpec,
-) -> mpsc::Receiver<Result<Bytes, io::Error>> {
+pub(crate) fn spawn(shared: Arc<Shared>, spec: WatchSpec) -> mpsc::Receiver<Result<Bytes, io::Error>> {
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         let _open = shared.faults.watch_opened();
-        Watch {
-            shared: &shared,
-            spec,
-            out: Out {
-                tx: &tx,
-                buf: Vec::new(),
-            },
-            cursor: 0,
-        }
-        .run()
-        .await;
+        Watch { shared: &shared, spec, out: Out { tx: &tx, buf: Vec::new() }, cursor: 0 }.run().await;
     });
     rx
 }
@@ -121,11 +105,7 @@ impl Watch<'_> {
     /// Sends what the watch starts with; returns the receiver of the kind's changes.
     async fn begin(&mut self) -> Result<tokio::sync::watch::Receiver<u64>, Closed> {
         let wait = match self.spec.start {
-            Start::After(rv)
-            | Start::InitialEvents {
-                not_older_than: Some(rv),
-                ..
-            } => Some(rv),
+            Start::After(rv) | Start::InitialEvents { not_older_than: Some(rv), .. } => Some(rv),
             _ => None,
         };
         if let Some(rv) = wait
@@ -148,14 +128,10 @@ impl Watch<'_> {
                         limit: None,
                         selectors: &self.spec.selectors,
                     };
-                    let page = store
-                        .list(kind, &query)
-                        .expect("the current state can always be listed");
+                    let page = store.list(kind, &query).expect("the current state can always be listed");
                     Ok((changes, page.rv, page.items))
                 }
-                Start::After(rv) if rv < store.floor(kind) => {
-                    Err(ApiError::watch_expired(rv, store.floor(kind)))
-                }
+                Start::After(rv) if rv < store.floor(kind) => Err(ApiError::watch_expired(rv, store.floor(kind))),
                 Start::After(rv) => Ok((changes, rv, Vec::new())),
                 Start::Now => Ok((changes, store.rv(), Vec::new())),
             }
@@ -175,10 +151,7 @@ impl Watch<'_> {
                 }
             }
         }
-        if let Start::InitialEvents {
-            end_bookmark: true, ..
-        } = self.spec.start
-        {
+        if let Start::InitialEvents { end_bookmark: true, .. } = self.spec.start {
             self.out.bookmark(kind, self.cursor, true);
         }
         self.out.flush().await?;
@@ -206,9 +179,7 @@ impl Watch<'_> {
             let store = self.shared.store.read();
             // A watch that let the history run past it is closed, as kube-apiserver closes
             // watchers that cannot keep up; the client resumes, and gets 410 if it must relist.
-            store
-                .events_since(self.spec.kind, self.cursor, &mut events)
-                .map_err(|_| Closed)?;
+            store.events_since(self.spec.kind, self.cursor, &mut events).map_err(|_| Closed)?;
             store.rv()
         };
         for event in &events {
@@ -240,22 +211,15 @@ impl Watch<'_> {
             self.out.event(event.ty.as_str(), &event.object.json);
             return;
         }
-        let before = event
-            .prev
-            .as_ref()
-            .is_some_and(|p| selectors.matches(&p.json));
+        let before = event.prev.as_ref().is_some_and(|p| selectors.matches(&p.json));
         let after = event.ty != EventType::Deleted && selectors.matches(&event.object.json);
         match (event.ty, before, after) {
             (EventType::Deleted, true, _) => self.out.event("DELETED", &event.object.json),
             (EventType::Modified, true, true) => self.out.event("MODIFIED", &event.object.json),
             (_, false, true) => self.out.event("ADDED", &event.object.json),
             (EventType::Modified, true, false) => {
-                let prev = event
-                    .prev
-                    .as_ref()
-                    .expect("a modification has a previous object");
-                self.out
-                    .event("DELETED", &with_resource_version(&prev.json, event.rv));
+                let prev = event.prev.as_ref().expect("a modification has a previous object");
+                self.out.event("DELETED", &with_resource_version(&prev.json, event.rv));
             }
             _ => {}
         }
@@ -280,11 +244,8 @@ impl Out<'_> {
     /// A BOOKMARK: an object of the watched kind carrying only its resourceVersion.
     fn bookmark(&mut self, kind: Kind, rv: u64, initial_events_end: bool) {
         let info = kind.info();
-        let annotations = if initial_events_end {
-            r#","annotations":{"k8s.io/initial-events-end":"true"}"#
-        } else {
-            ""
-        };
+        let annotations =
+            if initial_events_end { r#","annotations":{"k8s.io/initial-events-end":"true"}"# } else { "" };
         let object = format!(
             r#"{{"kind":"{}","apiVersion":"{}","metadata":{{"resourceVersion":"{rv}"{annotations}}}}}"#,
             info.kind, info.api_version

@@ -31,10 +31,7 @@ async fn start_with(
 }
 
 /// Polls `events` (the watcher only works while polled) until `condition` completes.
-async fn drive_until<S: Stream + Unpin>(
-    events: &mut S,
-    condition: impl std::future::Future<Output = bool>,
-) -> bool {
+async fn drive_until<S: Stream + Unpin>(events: &mut S, condition: impl std::future::Future<Output = bool>) -> bool {
     tokio::pin!(condition);
     loop {
         tokio::select! {
@@ -53,43 +50,29 @@ fn applied<'a>(name: &'a str) -> impl Fn(&Result<Event<Service>, watcher::Error>
 }
 
 fn service_lists(log: &[RequestRecord]) -> usize {
-    log.iter()
-        .filter(|r| r.path == "/api/v1/services" && !r.query.contains("watch=true"))
-        .count()
+    log.iter().filter(|r| r.path == "/api/v1/services" && !r.query.contains("watch=true")).count()
 }
 
 fn service_watches(log: &[RequestRecord]) -> Vec<&RequestRecord> {
-    log.iter()
-        .filter(|r| r.path == "/api/v1/services" && r.query.contains("watch=true"))
-        .collect()
+    log.iter().filter(|r| r.path == "/api/v1/services" && r.query.contains("watch=true")).collect()
 }
 
 fn names(objects: &[std::sync::Arc<Service>]) -> Vec<String> {
-    let mut names: Vec<_> = objects
-        .iter()
-        .map(|s| s.metadata.name.clone().unwrap())
-        .collect();
+    let mut names: Vec<_> = objects.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
     names.sort();
     names
 }
 
 #[tokio::test]
 async fn watcher_lists_in_pages_then_follows_changes() {
-    let api = TestApiServer::builder()
-        .token("secret")
-        .start()
-        .await
-        .unwrap();
+    let api = TestApiServer::builder().token("secret").start().await.unwrap();
     api.apply_batch(services(1200)).unwrap();
     let (_, reader, mut events) = start(&api).await;
 
     until("InitDone", &mut events, is_init_done).await;
     assert_eq!(reader.state().len(), 1200);
-    let lists: Vec<_> = api
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/api/v1/services" && !r.query.contains("watch"))
-        .collect();
+    let lists: Vec<_> =
+        api.requests().into_iter().filter(|r| r.path == "/api/v1/services" && !r.query.contains("watch")).collect();
     assert_eq!(lists.len(), 3, "1200 services in pages of 500: {lists:?}");
     assert!(lists.iter().all(|r| r.query.contains("limit=500")));
     assert!(
@@ -103,13 +86,8 @@ async fn watcher_lists_in_pages_then_follows_changes() {
 
     api.apply(service("ns-1", "svc-00001", "10.1.1.1")).unwrap();
     until("the changed service", &mut events, applied("svc-00001")).await;
-    let changed = reader
-        .get(&ObjectRef::new("svc-00001").within("ns-1"))
-        .unwrap();
-    assert_eq!(
-        changed.spec.as_ref().unwrap().cluster_ip.as_deref(),
-        Some("10.1.1.1")
-    );
+    let changed = reader.get(&ObjectRef::new("svc-00001").within("ns-1")).unwrap();
+    assert_eq!(changed.spec.as_ref().unwrap().cluster_ip.as_deref(), Some("10.1.1.1"));
 
     assert!(api.delete(Kind::Service, "ns-2", "svc-00002").is_some());
     until(
@@ -118,17 +96,9 @@ async fn watcher_lists_in_pages_then_follows_changes() {
         |e| matches!(e, Ok(Event::Delete(s)) if s.metadata.name.as_deref() == Some("svc-00002")),
     )
     .await;
-    assert!(
-        reader
-            .get(&ObjectRef::new("svc-00002").within("ns-2"))
-            .is_none()
-    );
+    assert!(reader.get(&ObjectRef::new("svc-00002").within("ns-2")).is_none());
     assert_eq!(reader.state().len(), 1200);
-    assert_eq!(
-        service_lists(&api.requests()),
-        3,
-        "no relist while watching"
-    );
+    assert_eq!(service_lists(&api.requests()), 3, "no relist while watching");
 }
 
 #[tokio::test]
@@ -137,38 +107,18 @@ async fn paginated_list_is_one_snapshot_until_history_is_compacted() {
     api.apply_batch(services(10)).unwrap();
     let services: Api<Service> = Api::all(api.kube_client().await.unwrap());
 
-    let first = services
-        .list(&ListParams::default().limit(4))
-        .await
-        .unwrap();
-    let list_rv: u64 = first
-        .metadata
-        .resource_version
-        .as_deref()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let first = services.list(&ListParams::default().limit(4)).await.unwrap();
+    let list_rv: u64 = first.metadata.resource_version.as_deref().unwrap().parse().unwrap();
     assert_eq!(list_rv, api.resource_version());
     assert_eq!(first.metadata.remaining_item_count, Some(6));
-    assert!(first.items.iter().all(|s| {
-        s.metadata
-            .resource_version
-            .as_deref()
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            <= list_rv
-    }));
-    let mut seen: Vec<_> = first
-        .items
-        .iter()
-        .map(|s| s.metadata.name.clone().unwrap())
-        .collect();
-    assert_eq!(
-        seen,
-        ["svc-00000", "svc-00005", "svc-00001", "svc-00006"],
-        "ordered by namespace, then name"
+    assert!(
+        first
+            .items
+            .iter()
+            .all(|s| { s.metadata.resource_version.as_deref().unwrap().parse::<u64>().unwrap() <= list_rv })
     );
+    let mut seen: Vec<_> = first.items.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
+    assert_eq!(seen, ["svc-00000", "svc-00005", "svc-00001", "svc-00006"], "ordered by namespace, then name");
 
     // Changes between pages do not show: the rest of the list is still at the first page's version.
     api.delete(Kind::Service, "ns-4", "svc-00004");
@@ -177,77 +127,36 @@ async fn paginated_list_is_one_snapshot_until_history_is_compacted() {
     let mut token = first.metadata.continue_.clone();
     let mut pages = 1;
     while let Some(t) = token {
-        let page = services
-            .list(&ListParams::default().limit(4).continue_token(&t))
-            .await
-            .unwrap();
-        assert_eq!(
-            page.metadata.resource_version.as_deref(),
-            Some(list_rv.to_string().as_str())
-        );
+        let page = services.list(&ListParams::default().limit(4).continue_token(&t)).await.unwrap();
+        assert_eq!(page.metadata.resource_version.as_deref(), Some(list_rv.to_string().as_str()));
         seen.extend(page.items.iter().map(|s| s.metadata.name.clone().unwrap()));
-        let three = page
-            .items
-            .iter()
-            .find(|s| s.metadata.name.as_deref() == Some("svc-00003"));
-        assert!(
-            three
-                .is_none_or(|s| s.spec.as_ref().unwrap().cluster_ip.as_deref() != Some("10.9.9.9"))
-        );
+        let three = page.items.iter().find(|s| s.metadata.name.as_deref() == Some("svc-00003"));
+        assert!(three.is_none_or(|s| s.spec.as_ref().unwrap().cluster_ip.as_deref() != Some("10.9.9.9")));
         token = page.metadata.continue_.clone();
         pages += 1;
         assert!(pages <= 3);
     }
     assert_eq!(pages, 3);
     seen.sort();
-    assert_eq!(
-        seen,
-        (0..10).map(|i| format!("svc-{i:05}")).collect::<Vec<_>>()
-    );
+    assert_eq!(seen, (0..10).map(|i| format!("svc-{i:05}")).collect::<Vec<_>>());
 
     // Once the history is compacted, the token expires as etcd's do: 410 Expired, with a token
     // that continues against the current state.
-    let first = services
-        .list(&ListParams::default().limit(4))
-        .await
-        .unwrap();
+    let first = services.list(&ListParams::default().limit(4)).await.unwrap();
     api.apply(service("ns-0", "after", "10.9.9.7")).unwrap();
     api.compact();
     let err = services
-        .list(
-            &ListParams::default()
-                .limit(4)
-                .continue_token(first.metadata.continue_.as_deref().unwrap()),
-        )
+        .list(&ListParams::default().limit(4).continue_token(first.metadata.continue_.as_deref().unwrap()))
         .await
         .unwrap_err();
-    let kube::Error::Api(status) = err else {
-        panic!("not an API error: {err}")
-    };
+    let kube::Error::Api(status) = err else { panic!("not an API error: {err}") };
     assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
-    let inconsistent = status
-        .metadata
-        .and_then(|m| m.continue_)
-        .expect("a 410 for a continue token carries a new one");
-    let rest = services
-        .list(&ListParams::default().continue_token(&inconsistent))
-        .await
-        .unwrap();
-    assert_eq!(
-        rest.metadata.resource_version,
-        Some(api.resource_version().to_string())
-    );
+    let inconsistent = status.metadata.and_then(|m| m.continue_).expect("a 410 for a continue token carries a new one");
+    let rest = services.list(&ListParams::default().continue_token(&inconsistent)).await.unwrap();
+    assert_eq!(rest.metadata.resource_version, Some(api.resource_version().to_string()));
     // 11 services now; the 4 of the first page, and "after" (in ns-0) sort before where it ended.
-    assert_eq!(
-        rest.items.len(),
-        11 - 4 - 1,
-        "the remainder at the current state"
-    );
-    assert!(
-        rest.items
-            .iter()
-            .all(|s| s.metadata.name.as_deref() != Some("after"))
-    );
+    assert_eq!(rest.items.len(), 11 - 4 - 1, "the remainder at the current state");
+    assert!(rest.items.iter().all(|s| s.metadata.name.as_deref() != Some("after")));
 }
 
 #[tokio::test]
@@ -257,19 +166,14 @@ async fn watcher_resumes_after_dropped_and_broken_watches_without_relisting() {
     let (_, reader, mut events) = start(&api).await;
     until("InitDone", &mut events, is_init_done).await;
 
-    for (round, cut) in [
-        ("dropped", TestApiServer::drop_watches as fn(&TestApiServer)),
-        ("broken", TestApiServer::break_watches),
-    ] {
+    for (round, cut) in
+        [("dropped", TestApiServer::drop_watches as fn(&TestApiServer)), ("broken", TestApiServer::break_watches)]
+    {
         let watches_before = service_watches(&api.requests()).len();
         cut(&api);
         // The watcher must notice and open a new watch, without a new list.
-        let resumed =
-            api.wait_for_requests(|log| service_watches(log).len() > watches_before, WAIT);
-        assert!(
-            drive_until(&mut events, resumed).await,
-            "no new watch after the {round} watch"
-        );
+        let resumed = api.wait_for_requests(|log| service_watches(log).len() > watches_before, WAIT);
+        assert!(drive_until(&mut events, resumed).await, "no new watch after the {round} watch");
         let name = format!("after-{round}");
         api.apply(service("ns-0", &name, "10.0.0.2")).unwrap();
         until(&name, &mut events, applied(&name)).await;
@@ -296,8 +200,7 @@ async fn watcher_relists_after_410_gone() {
     api.pause(PauseMode::Hold);
     api.drop_watches();
     api.delete(Kind::Service, "ns-0", "svc-00000");
-    api.apply(service("ns-0", "while-away", "10.0.0.3"))
-        .unwrap();
+    api.apply(service("ns-0", "while-away", "10.0.0.3")).unwrap();
     api.compact();
     api.resume();
 
@@ -308,17 +211,9 @@ async fn watcher_relists_after_410_gone() {
     });
     let gone = gone.expect("the resumed watch gets an ERROR event");
     assert_eq!((gone.code, gone.reason.as_str()), (410, "Expired"));
-    assert!(
-        gone.message.starts_with("too old resource version"),
-        "{}",
-        gone.message
-    );
+    assert!(gone.message.starts_with("too old resource version"), "{}", gone.message);
     assert!(seen.iter().any(|e| matches!(e, Ok(Event::Init))));
-    assert_eq!(
-        service_lists(&api.requests()),
-        2,
-        "one list, then one relist"
-    );
+    assert_eq!(service_lists(&api.requests()), 2, "one list, then one relist");
     let names = names(&reader.state());
     assert!(names.contains(&"while-away".to_string()) && !names.contains(&"svc-00000".to_string()));
     assert_eq!(names.len(), 20);
@@ -326,18 +221,13 @@ async fn watcher_relists_after_410_gone() {
 
 #[tokio::test]
 async fn a_watcher_the_history_outruns_is_closed_and_relists() {
-    let api = TestApiServer::builder()
-        .history_limit(10)
-        .start()
-        .await
-        .unwrap();
+    let api = TestApiServer::builder().history_limit(10).start().await.unwrap();
     api.apply_batch(services(5)).unwrap();
     let (_, reader, mut events) = start(&api).await;
     until("InitDone", &mut events, is_init_done).await;
 
     // One write of 50 changes: the open watch finds the 10-event history already past it.
-    api.apply_batch((0..50).map(|i| service("ns-9", &format!("burst-{i:02}"), "10.0.9.1")))
-        .unwrap();
+    api.apply_batch((0..50).map(|i| service("ns-9", &format!("burst-{i:02}"), "10.0.9.1"))).unwrap();
     until("the relist's InitDone", &mut events, is_init_done).await;
     assert_eq!(reader.state().len(), 55);
     assert_eq!(service_lists(&api.requests()), 2);
@@ -345,64 +235,34 @@ async fn a_watcher_the_history_outruns_is_closed_and_relists() {
 
 #[tokio::test]
 async fn bookmarks_arrive_and_move_the_watcher_forward() {
-    let api = TestApiServer::builder()
-        .bookmark_interval(Duration::from_millis(200))
-        .start()
-        .await
-        .unwrap();
+    let api = TestApiServer::builder().bookmark_interval(Duration::from_millis(200)).start().await.unwrap();
     api.apply_batch(services(3)).unwrap();
     let client = api.kube_client().await.unwrap();
     let services: Api<Service> = Api::all(client.clone());
 
     // A raw watch: the bookmark carries only the current resourceVersion.
     let from = api.resource_version();
-    let mut stream = services
-        .watch(&WatchParams::default(), &from.to_string())
-        .await
-        .unwrap()
-        .boxed();
+    let mut stream = services.watch(&WatchParams::default(), &from.to_string()).await.unwrap().boxed();
     let pods: Api<Pod> = Api::namespaced(client, "ns-0");
     api.apply(pod("ns-0", "p", "10.128.0.9", "node-0")).unwrap();
     let now = api.resource_version();
-    let seen = until("a bookmark", &mut stream, |e| {
-        matches!(e, Ok(WatchEvent::Bookmark(_)))
-    })
-    .await;
+    let seen = until("a bookmark", &mut stream, |e| matches!(e, Ok(WatchEvent::Bookmark(_)))).await;
     assert_eq!(seen.len(), 1, "a pod change is not a service event");
-    let Some(Ok(WatchEvent::Bookmark(bookmark))) = seen.last() else {
-        unreachable!()
-    };
+    let Some(Ok(WatchEvent::Bookmark(bookmark))) = seen.last() else { unreachable!() };
     assert_eq!(bookmark.metadata.resource_version, now.to_string());
-    assert_eq!(
-        (
-            bookmark.types.kind.as_str(),
-            bookmark.types.api_version.as_str()
-        ),
-        ("Service", "v1")
-    );
+    assert_eq!((bookmark.types.kind.as_str(), bookmark.types.api_version.as_str()), ("Service", "v1"));
     assert!(bookmark.metadata.annotations.is_empty());
-    assert_eq!(
-        pods.list(&ListParams::default()).await.unwrap().items.len(),
-        1
-    );
+    assert_eq!(pods.list(&ListParams::default()).await.unwrap().items.len(), 1);
 
     // kube's watcher takes the bookmark's resourceVersion to resume from.
     let (_, _, mut events) = start(&api).await;
     until("InitDone", &mut events, is_init_done).await;
-    assert!(
-        drive_until(&mut events, api.wait_for_open_watches(|n| *n == 2, WAIT)).await,
-        "the watcher's watch opens"
-    );
-    api.apply(pod("ns-0", "q", "10.128.0.10", "node-0"))
-        .unwrap();
+    assert!(drive_until(&mut events, api.wait_for_open_watches(|n| *n == 2, WAIT)).await, "the watcher's watch opens");
+    api.apply(pod("ns-0", "q", "10.128.0.10", "node-0")).unwrap();
     let after_pod = api.resource_version();
     let sent = api.bookmarks_sent();
     assert!(
-        drive_until(
-            &mut events,
-            api.wait_for_bookmarks(|n| *n >= sent + 2, WAIT)
-        )
-        .await,
+        drive_until(&mut events, api.wait_for_bookmarks(|n| *n >= sent + 2, WAIT)).await,
         "bookmarks on both watches"
     );
     let watches_before = service_watches(&api.requests()).len();
@@ -411,60 +271,34 @@ async fn bookmarks_arrive_and_move_the_watcher_forward() {
     assert!(drive_until(&mut events, resumed).await);
     let log = api.requests();
     let last = &service_watches(&log).last().unwrap().query;
-    assert!(
-        last.contains(&format!("resourceVersion={after_pod}")),
-        "resumed from the bookmark: {last}"
-    );
+    assert!(last.contains(&format!("resourceVersion={after_pod}")), "resumed from the bookmark: {last}");
 }
 
 #[tokio::test]
 async fn streaming_list_watcher_needs_no_list() {
     let api = TestApiServer::builder().token("t").start().await.unwrap();
     api.apply_batch(services(700)).unwrap();
-    let (_, reader, mut events) =
-        start_with(&api, watcher::Config::default().streaming_lists()).await;
+    let (_, reader, mut events) = start_with(&api, watcher::Config::default().streaming_lists()).await;
     until("InitDone", &mut events, is_init_done).await;
     assert_eq!(reader.state().len(), 700);
     let log = api.requests();
     assert_eq!(service_lists(&log), 0);
     let first = &service_watches(&log)[0].query;
-    assert!(
-        first.contains("sendInitialEvents=true")
-            && first.contains("resourceVersionMatch=NotOlderThan"),
-        "{first}"
-    );
+    assert!(first.contains("sendInitialEvents=true") && first.contains("resourceVersionMatch=NotOlderThan"), "{first}");
 
     api.apply(service("ns-0", "streamed", "10.0.0.4")).unwrap();
-    until(
-        "a change after the initial events",
-        &mut events,
-        applied("streamed"),
-    )
-    .await;
+    until("a change after the initial events", &mut events, applied("streamed")).await;
 }
 
 #[tokio::test]
 async fn wrong_or_missing_token_gets_401() {
-    let api = TestApiServer::builder()
-        .token("right")
-        .start()
-        .await
-        .unwrap();
-    assert!(
-        Api::<Service>::all(api.kube_client().await.unwrap())
-            .list(&ListParams::default())
-            .await
-            .is_ok()
-    );
+    let api = TestApiServer::builder().token("right").start().await.unwrap();
+    assert!(Api::<Service>::all(api.kube_client().await.unwrap()).list(&ListParams::default()).await.is_ok());
 
     for replacement in ["\"wrong\"", "\"\""] {
-        let text = std::fs::read_to_string(api.kubeconfig_path())
-            .unwrap()
-            .replace("\"right\"", replacement);
+        let text = std::fs::read_to_string(api.kubeconfig_path()).unwrap().replace("\"right\"", replacement);
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&text).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
         let services: Api<Service> = Api::all(kube::Client::try_from(config).unwrap());
         match services.list(&ListParams::default()).await {
             Err(kube::Error::Api(status)) => {
@@ -488,27 +322,14 @@ async fn selectors_filter_lists_and_watches() {
     api.apply_batch(services(10)).unwrap();
     let (services, _, _) = start(&api).await;
 
-    let by_label = services
-        .list(&ListParams::default().labels("app in (svc-00001,svc-00002)"))
-        .await
-        .unwrap();
+    let by_label = services.list(&ListParams::default().labels("app in (svc-00001,svc-00002)")).await.unwrap();
     assert_eq!(by_label.items.len(), 2);
     let by_field = services
         .list(&ListParams::default().fields("metadata.namespace=ns-1,spec.clusterIP!=10.96.0.1"))
         .await
         .unwrap();
-    assert_eq!(
-        by_field
-            .items
-            .iter()
-            .map(|s| s.metadata.name.clone().unwrap())
-            .collect::<Vec<_>>(),
-        ["svc-00006"]
-    );
-    let bad = services
-        .list(&ListParams::default().fields("spec.nodeName=x"))
-        .await
-        .unwrap_err();
+    assert_eq!(by_field.items.iter().map(|s| s.metadata.name.clone().unwrap()).collect::<Vec<_>>(), ["svc-00006"]);
+    let bad = services.list(&ListParams::default().fields("spec.nodeName=x")).await.unwrap_err();
     assert!(
         matches!(&bad, kube::Error::Api(s) if s.code == 400 && s.message.contains("field label not supported")),
         "{bad}"
@@ -523,8 +344,7 @@ async fn selectors_filter_lists_and_watches() {
     front.metadata.labels = labels(&[("tier", "front")]);
     api.apply(front).unwrap();
     until("entering the selection", &mut events, applied("svc-00000")).await;
-    api.apply(service("ns-0", "svc-00000", "10.96.0.0"))
-        .unwrap();
+    api.apply(service("ns-0", "svc-00000", "10.96.0.0")).unwrap();
     until(
         "leaving the selection",
         &mut events,
@@ -545,87 +365,42 @@ async fn errors_are_the_status_objects_kube_apiserver_sends() {
         matches!(&missing, kube::Error::Api(s) if s.code == 404 && s.reason == "NotFound" && s.message == "services \"nope\" not found"),
         "{missing}"
     );
-    assert_eq!(
-        services
-            .get("svc-00000")
-            .await
-            .unwrap()
-            .metadata
-            .name
-            .as_deref(),
-        Some("svc-00000")
-    );
+    assert_eq!(services.get("svc-00000").await.unwrap().metadata.name.as_deref(), Some("svc-00000"));
 
     let raw = |uri: &str| http::Request::get(uri).body(Vec::new()).unwrap();
-    let unsupported = client
-        .request_text(raw("/api/v1/services?pretty=true"))
-        .await
-        .unwrap_err();
+    let unsupported = client.request_text(raw("/api/v1/services?pretty=true")).await.unwrap_err();
     assert!(
         matches!(&unsupported, kube::Error::Api(s) if s.code == 400 && s.message.contains("\"pretty\"")),
         "{unsupported}"
     );
-    let no_path = client
-        .request_text(raw("/api/v1/configmaps"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&no_path, kube::Error::Api(s) if s.code == 404),
-        "{no_path}"
-    );
+    let no_path = client.request_text(raw("/api/v1/configmaps")).await.unwrap_err();
+    assert!(matches!(&no_path, kube::Error::Api(s) if s.code == 404), "{no_path}");
     let table_only = http::Request::get("/api/v1/services")
         .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
         .body(Vec::new())
         .unwrap();
     let not_acceptable = client.request_text(table_only).await.unwrap_err();
-    assert!(
-        matches!(&not_acceptable, kube::Error::Api(s) if s.code == 406),
-        "{not_acceptable}"
-    );
-    let post = http::Request::post("/api/v1/namespaces/ns-0/services")
-        .body(b"{}".to_vec())
-        .unwrap();
+    assert!(matches!(&not_acceptable, kube::Error::Api(s) if s.code == 406), "{not_acceptable}");
+    let post = http::Request::post("/api/v1/namespaces/ns-0/services").body(b"{}".to_vec()).unwrap();
     let not_allowed = client.request_text(post).await.unwrap_err();
-    assert!(
-        matches!(&not_allowed, kube::Error::Api(s) if s.code == 405),
-        "{not_allowed}"
-    );
+    assert!(matches!(&not_allowed, kube::Error::Api(s) if s.code == 405), "{not_allowed}");
 
     // A watch from before the history: HTTP 200, then an ERROR event carrying a 410 Status.
     let old = api.resource_version();
     api.apply(service("ns-0", "newer", "10.0.0.5")).unwrap();
     api.compact();
-    let mut stream = services
-        .watch(&WatchParams::default(), &old.to_string())
-        .await
-        .unwrap()
-        .boxed();
+    let mut stream = services.watch(&WatchParams::default(), &old.to_string()).await.unwrap().boxed();
     match within("the ERROR event", stream.next()).await {
         Some(Ok(WatchEvent::Error(status))) => {
             assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
-            assert_eq!(
-                status.message,
-                format!(
-                    "too old resource version: {old} ({})",
-                    api.resource_version()
-                )
-            );
+            assert_eq!(status.message, format!("too old resource version: {old} ({})", api.resource_version()));
         }
         other => panic!("expected an ERROR event, got {other:?}"),
     }
-    assert!(
-        within("the end of the failed watch", stream.next())
-            .await
-            .is_none()
-    );
+    assert!(within("the end of the failed watch", stream.next()).await.is_none());
     // From the current resourceVersion it is fine.
     let now = api.resource_version().to_string();
-    assert!(
-        services
-            .watch(&WatchParams::default().timeout(1), &now)
-            .await
-            .is_ok()
-    );
+    assert!(services.watch(&WatchParams::default().timeout(1), &now).await.is_ok());
 }
 
 #[tokio::test]
@@ -633,25 +408,11 @@ async fn watch_timeout_ends_the_stream_cleanly() {
     let api = TestApiServer::builder().start().await.unwrap();
     let services: Api<Service> = Api::all(api.kube_client().await.unwrap());
     let started = Instant::now();
-    let mut stream = services
-        .watch(
-            &WatchParams::default().timeout(1),
-            &api.resource_version().to_string(),
-        )
-        .await
-        .unwrap()
-        .boxed();
-    assert!(
-        within("the end of the stream", stream.next())
-            .await
-            .is_none(),
-        "ends without an event or error"
-    );
+    let mut stream =
+        services.watch(&WatchParams::default().timeout(1), &api.resource_version().to_string()).await.unwrap().boxed();
+    assert!(within("the end of the stream", stream.next()).await.is_none(), "ends without an event or error");
     let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(950) && took < Duration::from_secs(5),
-        "{took:?}"
-    );
+    assert!(took >= Duration::from_millis(950) && took < Duration::from_secs(5), "{took:?}");
 }
 
 #[tokio::test]
@@ -665,26 +426,17 @@ async fn pause_and_latency() {
     no_retry.default_retry = false;
     let once: Api<Service> = Api::all(kube::Client::try_from(no_retry).unwrap());
     let err = once.list(&ListParams::default()).await.unwrap_err();
-    assert!(
-        matches!(&err, kube::Error::Api(s) if s.code == 503 && s.reason == "ServiceUnavailable"),
-        "{err}"
-    );
+    assert!(matches!(&err, kube::Error::Api(s) if s.code == 503 && s.reason == "ServiceUnavailable"), "{err}");
 
     api.pause(PauseMode::Hold);
     let held = tokio::spawn({
         let services = services.clone();
-        async move {
-            services
-                .list(&ListParams::default())
-                .await
-                .map(|l| l.items.len())
-        }
+        async move { services.list(&ListParams::default()).await.map(|l| l.items.len()) }
     });
     // Nothing to await for "not answered": give it time to be, and check it was not.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!held.is_finished(), "a held request is not answered");
-    api.apply(service("ns-0", "during-pause", "10.0.0.6"))
-        .unwrap();
+    api.apply(service("ns-0", "during-pause", "10.0.0.6")).unwrap();
     api.resume();
     assert_eq!(within("the held request", held).await.unwrap().unwrap(), 1);
 
@@ -700,41 +452,18 @@ async fn pause_and_latency() {
 
 #[tokio::test]
 async fn gen_cluster_file_serves_every_kind_to_watchers() {
-    let api = TestApiServer::builder()
-        .objects_file(SMALL_CLUSTER)
-        .token("t")
-        .start()
-        .await
-        .unwrap();
-    assert_eq!(
-        [
-            Kind::Namespace,
-            Kind::Service,
-            Kind::EndpointSlice,
-            Kind::Pod
-        ]
-        .map(|k| api.count(k)),
-        [5, 32, 29, 56]
-    );
+    let api = TestApiServer::builder().objects_file(SMALL_CLUSTER).token("t").start().await.unwrap();
+    assert_eq!([Kind::Namespace, Kind::Service, Kind::EndpointSlice, Kind::Pod].map(|k| api.count(k)), [5, 32, 29, 56]);
     let client = api.kube_client().await.unwrap();
 
     async fn init_count<K>(api: Api<K>) -> usize
     where
-        K: kube::Resource
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
         K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     {
         let (reader, writer) = reflector::store();
-        let mut events = reflector::reflector(
-            writer,
-            watcher::watcher(api, watcher::Config::default().page_size(10)),
-        )
-        .boxed();
+        let mut events =
+            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default().page_size(10))).boxed();
         until("InitDone", &mut events, is_init_done).await;
         reader.state().len()
     }
@@ -747,18 +476,10 @@ async fn gen_cluster_file_serves_every_kind_to_watchers() {
     assert_eq!((ns, svc, eps, pods), (5, 32, 29, 56));
 
     let in_apps = init_count(Api::<Service>::namespaced(client.clone(), "apps")).await;
-    let listed = Api::<Service>::namespaced(client, "apps")
-        .list(&ListParams::default())
-        .await
-        .unwrap();
+    let listed = Api::<Service>::namespaced(client, "apps").list(&ListParams::default()).await.unwrap();
     assert_eq!(in_apps, listed.items.len());
     assert!(in_apps > 0 && in_apps < 32);
-    assert!(
-        listed
-            .items
-            .iter()
-            .all(|s| s.metadata.namespace.as_deref() == Some("apps"))
-    );
+    assert!(listed.items.iter().all(|s| s.metadata.namespace.as_deref() == Some("apps")));
 }
 
 #[tokio::test]
@@ -772,99 +493,48 @@ async fn resource_version_semantics_of_lists_and_watches() {
 
     // Exact: the list as it was; NotOlderThan and unset: as it is.
     let exact = services
-        .list(
-            &ListParams::default()
-                .at(&before.to_string())
-                .matching(kube::api::VersionMatch::Exact),
-        )
+        .list(&ListParams::default().at(&before.to_string()).matching(kube::api::VersionMatch::Exact))
         .await
         .unwrap();
     assert_eq!(exact.metadata.resource_version, Some(before.to_string()));
     assert_eq!(exact.items.len(), 1);
     let newer = services
-        .list(
-            &ListParams::default()
-                .at(&before.to_string())
-                .matching(kube::api::VersionMatch::NotOlderThan),
-        )
+        .list(&ListParams::default().at(&before.to_string()).matching(kube::api::VersionMatch::NotOlderThan))
         .await
         .unwrap();
     assert_eq!(newer.items.len(), 2);
-    assert_eq!(
-        newer.metadata.resource_version,
-        Some(api.resource_version().to_string())
-    );
+    assert_eq!(newer.metadata.resource_version, Some(api.resource_version().to_string()));
 
     let raw = |uri: &str| http::Request::get(uri).body(Vec::new()).unwrap();
     for (uri, code) in [
         ("/api/v1/services?resourceVersionMatch=Exact", 422),
-        (
-            "/api/v1/services?resourceVersion=0&resourceVersionMatch=Exact",
-            422,
-        ),
-        (
-            "/api/v1/services?watch=1&resourceVersionMatch=NotOlderThan",
-            422,
-        ),
-        (
-            "/api/v1/services?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan",
-            422,
-        ),
+        ("/api/v1/services?resourceVersion=0&resourceVersionMatch=Exact", 422),
+        ("/api/v1/services?watch=1&resourceVersionMatch=NotOlderThan", 422),
+        ("/api/v1/services?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan", 422),
         ("/api/v1/services?resourceVersion=abc", 400),
         ("/api/v1/services?continue=garbage", 400),
         ("/api/v1/services?watch=1&limit=5", 400),
     ] {
         let err = client.request_text(raw(uri)).await.unwrap_err();
-        assert!(
-            matches!(&err, kube::Error::Api(s) if s.code == code),
-            "{uri}: {err}"
-        );
+        assert!(matches!(&err, kube::Error::Api(s) if s.code == code), "{uri}: {err}");
     }
 
     // A streaming list: the state as ADDED events, then the bookmark that ends it.
-    let wp = WatchParams {
-        send_initial_events: true,
-        ..WatchParams::default()
-    };
+    let wp = WatchParams { send_initial_events: true, ..WatchParams::default() };
     let mut stream = services.watch(&wp, "").await.unwrap().boxed();
-    let seen = until("the initial-events-end bookmark", &mut stream, |e| {
-        matches!(e, Ok(WatchEvent::Bookmark(_)))
-    })
-    .await;
-    assert_eq!(
-        seen.iter()
-            .filter(|e| matches!(e, Ok(WatchEvent::Added(_))))
-            .count(),
-        2
-    );
-    let Some(Ok(WatchEvent::Bookmark(end))) = seen.last() else {
-        unreachable!()
-    };
-    assert_eq!(
-        end.metadata
-            .annotations
-            .get("k8s.io/initial-events-end")
-            .map(String::as_str),
-        Some("true")
-    );
-    assert_eq!(
-        end.metadata.resource_version,
-        api.resource_version().to_string()
-    );
+    let seen =
+        until("the initial-events-end bookmark", &mut stream, |e| matches!(e, Ok(WatchEvent::Bookmark(_)))).await;
+    assert_eq!(seen.iter().filter(|e| matches!(e, Ok(WatchEvent::Added(_)))).count(), 2);
+    let Some(Ok(WatchEvent::Bookmark(end))) = seen.last() else { unreachable!() };
+    assert_eq!(end.metadata.annotations.get("k8s.io/initial-events-end").map(String::as_str), Some("true"));
+    assert_eq!(end.metadata.resource_version, api.resource_version().to_string());
     api.delete(Kind::Service, "ns-0", "later");
-    let seen = until("the deletion", &mut stream, |e| {
-        matches!(e, Ok(WatchEvent::Deleted(_)))
-    })
-    .await;
+    let seen = until("the deletion", &mut stream, |e| matches!(e, Ok(WatchEvent::Deleted(_)))).await;
     assert_eq!(seen.len(), 1, "nothing but the deletion: {seen:?}");
 
     // A watch from a resourceVersion the server has not reached waits, then fails with 504.
     let ahead = (api.resource_version() + 100).to_string();
-    let mut stream = services
-        .watch(&WatchParams::default(), &ahead)
-        .await
-        .unwrap()
-        .boxed();
+    let mut stream = services.watch(&WatchParams::default(), &ahead).await.unwrap().boxed();
     match within("the too-large ERROR", stream.next()).await {
         Some(Ok(WatchEvent::Error(status))) => {
             assert_eq!((status.code, status.reason.as_str()), (504, "Timeout"))

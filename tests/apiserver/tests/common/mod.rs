@@ -13,18 +13,10 @@ use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus, Service, ServiceSpec};
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// The gen-cluster file checked in for tests: 5 namespaces, 32 services, 29 EndpointSlices, 56 pods.
-pub const SMALL_CLUSTER: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/gen-cluster-small.json"
-);
+pub const SMALL_CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/gen-cluster-small.json");
 
 pub fn labels(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-    Some(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
+    Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
 pub fn service(ns: &str, name: &str, cluster_ip: &str) -> Service {
@@ -45,28 +37,15 @@ pub fn pod(ns: &str, name: &str, ip: &str, node: &str) -> Pod {
     pod.metadata.name = Some(name.into());
     pod.metadata.namespace = Some(ns.into());
     pod.metadata.labels = labels(&[("app", "web")]);
-    pod.spec = Some(PodSpec {
-        node_name: Some(node.into()),
-        ..PodSpec::default()
-    });
-    pod.status = Some(PodStatus {
-        pod_ip: Some(ip.into()),
-        phase: Some("Running".into()),
-        ..PodStatus::default()
-    });
+    pod.spec = Some(PodSpec { node_name: Some(node.into()), ..PodSpec::default() });
+    pod.status = Some(PodStatus { pod_ip: Some(ip.into()), phase: Some("Running".into()), ..PodStatus::default() });
     pod
 }
 
 /// `n` services spread over namespaces `ns-0`..`ns-4`, named `svc-00000`...
 pub fn services(n: usize) -> Vec<Service> {
     (0..n)
-        .map(|i| {
-            service(
-                &format!("ns-{}", i % 5),
-                &format!("svc-{i:05}"),
-                &format!("10.96.{}.{}", i / 250, i % 250),
-            )
-        })
+        .map(|i| service(&format!("ns-{}", i % 5), &format!("svc-{i:05}"), &format!("10.96.{}.{}", i / 250, i % 250)))
         .collect()
 }
 
@@ -87,10 +66,7 @@ where
     within(what, async {
         let mut seen = Vec::new();
         loop {
-            let item = stream
-                .next()
-                .await
-                .unwrap_or_else(|| panic!("stream ended while waiting for {what}"));
+            let item = stream.next().await.unwrap_or_else(|| panic!("stream ended while waiting for {what}"));
             let finished = done(&item);
             seen.push(item);
             if finished {

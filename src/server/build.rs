@@ -1,0 +1,154 @@
+//! Step 2 of applying a configuration (see [`server`](super)): from a plan to built chains and
+//! the zone entries of each listen address. No sockets: the caller says what each listen key is
+//! called in metrics, so the same code serves the running server, the fuzz targets and the
+//! benchmarks ([`Offline`]).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::config::{BlockPlan, Plan};
+use super::dispatch::{BlockRt, ZoneTable};
+use super::lifecycle::Lifecycle;
+use super::{ConfigError, ListenKey};
+use crate::corefile::{Error, Pos, parse_str};
+use crate::dns::{Name, Route};
+use crate::metrics::Registry;
+use crate::metrics::dns::DnsMetrics;
+use crate::plugin::setup::{BlockInfo, Contributions, SetupCtx};
+use crate::plugin::{Chain, DynPlugin};
+
+/// A plan built.
+pub struct Built {
+    /// What each listen key serves: (zone, block, route) for its zone table.
+    pub entries: BTreeMap<ListenKey, Vec<(Name, Arc<BlockRt>, Route)>>,
+    /// `coredns_plugin_enabled` series as (server, zone, plugin): CoreDNS's prometheus sets one
+    /// for each zone of each key of its block, on each address that key listens on, naming every
+    /// plugin of the chain.
+    pub enabled: Vec<(String, String, &'static str)>,
+    /// What the plugins registered (tasks, HTTP endpoints, lameduck, reload).
+    pub contributions: Contributions,
+    /// Some block asked for panic stack traces (`errors { stacktrace }`).
+    pub stacktrace: bool,
+}
+
+/// The listen keys of each block (by block index), each with the position to blame if it
+/// cannot be bound. `bind` interfaces are resolved to their addresses here.
+pub fn listen_keys(plan: &Plan) -> Result<BTreeMap<usize, Vec<(ListenKey, Pos)>>, Error> {
+    let mut out = BTreeMap::new();
+    for (i, block) in plan.blocks.iter().enumerate() {
+        let hosts: Vec<Option<IpAddr>> = match block.bind() {
+            Some(b) => b.resolve()?.into_iter().map(Some).collect(),
+            None => vec![None],
+        };
+        let mut keys: Vec<(ListenKey, Pos)> = Vec::new();
+        for k in &block.keys {
+            for &host in &hosts {
+                let key = ListenKey { transport: k.transport, host, port: k.port };
+                if !keys.iter().any(|(x, _)| *x == key) {
+                    keys.push((key, block.pos.clone()));
+                }
+            }
+        }
+        out.insert(i, keys);
+    }
+    Ok(out)
+}
+
+/// Builds every block of `plan`. `listen` gives each block's listen keys (from
+/// [`listen_keys`]) and `label` the metrics `server` label of a key. Must run inside a tokio
+/// runtime: plugins spawn their tasks.
+pub fn build(
+    plan: &Plan,
+    listen: &BTreeMap<usize, Vec<(ListenKey, Pos)>>,
+    label: impl Fn(&ListenKey) -> String,
+    registry: &Arc<Registry>,
+    lifecycle: &Arc<Lifecycle>,
+) -> Result<Built, Error> {
+    let mut built = Built {
+        entries: BTreeMap::new(),
+        enabled: Vec::new(),
+        contributions: Contributions::default(),
+        stacktrace: false,
+    };
+    for (i, block) in plan.blocks.iter().enumerate() {
+        let keys = &listen[&i];
+        let mut servers: Vec<(&ListenKey, String)> = Vec::new();
+        for (k, _) in keys {
+            if !servers.iter().any(|(s, _)| *s == k) {
+                servers.push((k, label(k)));
+            }
+        }
+        let info = BlockInfo {
+            zones: block.zones.clone(),
+            servers: servers.iter().map(|(_, s)| s.clone()).collect(),
+            pos: block.pos.clone(),
+        };
+        let (chain, stacktrace) = build_chain(block, &info, registry, lifecycle, &mut built.contributions)?;
+        built.stacktrace |= stacktrace;
+        let report_enabled = block.plugin_names().any(|p| p == crate::plugins::prometheus::NAME);
+        let rt = Arc::new(BlockRt { chain, info, stacktrace });
+        for key in &block.keys {
+            for (lk, _) in keys.iter().filter(|(lk, _)| lk.port == key.port && lk.transport == key.transport) {
+                let server = servers.iter().position(|(s, _)| *s == lk).expect("listed");
+                for zone in &key.zones {
+                    let zone_index = block.zones.iter().position(|z| z == zone).expect("listed") as u16;
+                    let route = Route { zone: zone_index, server: server as u16 };
+                    built.entries.entry(lk.clone()).or_default().push((zone.clone(), rt.clone(), route));
+                    if report_enabled {
+                        for p in rt.chain.iter() {
+                            built.enabled.push((servers[server].1.clone(), zone.to_string(), p.name()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(built)
+}
+
+/// Builds a block's plugins in reverse chain order (see [`setup`](crate::plugin::setup));
+/// returns the chain and whether a plugin asked for panic stack traces.
+pub(crate) fn build_chain(
+    block: &BlockPlan,
+    info: &BlockInfo,
+    registry: &Arc<Registry>,
+    lifecycle: &Arc<Lifecycle>,
+    out: &mut Contributions,
+) -> Result<(Chain, bool), Error> {
+    let mut ctx = SetupCtx::new(info, registry, lifecycle, out);
+    let mut chain: Vec<Arc<dyn DynPlugin>> = Vec::new();
+    for p in block.plugins.iter().rev() {
+        if let Some(plugin) = p.config.build(&mut ctx)? {
+            ctx.note_built(plugin.name());
+            chain.push(plugin);
+        }
+    }
+    chain.reverse();
+    Ok((chain.into(), ctx.panic_stacktraces()))
+}
+
+/// A Corefile built without sockets, every zone of every block in one table labelled
+/// `dns://:53`: what fuzz targets and benchmarks hand raw queries to, through exactly the
+/// server's dispatch. Create it inside a tokio runtime (plugins spawn tasks) and keep it alive
+/// while the table is used: dropping it ends those tasks.
+pub struct Offline {
+    pub table: Arc<ZoneTable>,
+    pub registry: Arc<Registry>,
+    _contributions: Contributions,
+}
+
+impl Offline {
+    pub fn new(corefile: &str) -> Result<Offline, ConfigError> {
+        let parsed = parse_str("Corefile", corefile, &|_| None)?;
+        let plan = super::config::plan(&parsed, 53)?;
+        let listen = listen_keys(&plan)?;
+        let registry = Arc::new(Registry::new());
+        let lifecycle = Arc::new(Lifecycle::new());
+        let built = build(&plan, &listen, |_| "dns://:53".to_string(), &registry, &lifecycle)?;
+        let metrics = Arc::new(DnsMetrics::new(&registry));
+        let entries = built.entries.into_values().flatten().collect();
+        let table = Arc::new(ZoneTable::new("dns://:53", &metrics, entries));
+        Ok(Offline { table, registry, _contributions: built.contributions })
+    }
+}

@@ -1,0 +1,116 @@
+//! The fuzz targets' functions on stable Rust: each over its whole seed corpus, then over a
+//! bounded pseudo-random run of mutations (fixed seed, so a failure repeats). This is what
+//! `cargo fuzz run corefile` and `cargo fuzz run query` explore for hours, checked in seconds on
+//! every test run; a crash either finds gets a regression test here named after it.
+
+use std::path::Path;
+use std::time::Instant;
+
+use clusterdns::fuzzing::seeds::{
+    COREFILE_DICTIONARY, QUERY_DICTIONARY, corefile_seeds, query_seeds, readme_corefiles,
+};
+use clusterdns::fuzzing::{QueryHarness, corefile_signature, explore, fuzz_corefile, unhex};
+
+/// Mutations of Corefiles (about a second in a debug build) and of queries (cheaper, so more).
+const COREFILE_ITERATIONS: usize = 20_000;
+const QUERY_ITERATIONS: usize = 100_000;
+const RNG_SEED: u64 = 0x00c0_ffee_d15c_0001;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn corefile_corpus_parses_without_panicking() {
+    let seeds = corefile_seeds(root());
+    let readmes = readme_corefiles(root());
+    assert!(readmes.len() >= 3, "README corefile blocks found: {}", readmes.len());
+    assert!(seeds.len() > readmes.len() + 10, "seeds found: {}", seeds.len());
+    for s in &seeds {
+        let _ = fuzz_corefile(&s.data);
+    }
+    // README examples are whole, valid Corefiles (tests/readme_corefiles.rs starts them).
+    for s in &readmes {
+        if let Err(e) = fuzz_corefile(&s.data) {
+            panic!("{}: does not plan:\n{e}", s.name);
+        }
+    }
+}
+
+#[test]
+fn corefile_mutations_never_panic() {
+    let seeds: Vec<Vec<u8>> = corefile_seeds(root()).into_iter().map(|s| s.data).collect();
+    let start = Instant::now();
+    let distinct =
+        explore(&seeds, COREFILE_ITERATIONS, RNG_SEED, COREFILE_DICTIONARY, fuzz_corefile, corefile_signature);
+    eprintln!("corefile: {COREFILE_ITERATIONS} mutations in {:?}, {distinct} distinct outcomes", start.elapsed());
+    // The run reaches many different errors, not one wall it keeps hitting.
+    assert!(distinct > 25, "only {distinct} distinct outcomes");
+}
+
+#[test]
+fn query_corpus_gets_checked_replies() {
+    let h = QueryHarness::new();
+    let seeds = query_seeds();
+    let mut answered = 0;
+    for s in &seeds {
+        let out = h.run(&s.data);
+        // A second, independent reader of every reply: hickory's.
+        for reply in [&out.udp, &out.tcp].into_iter().flatten() {
+            answered += 1;
+            if let Err(e) = hickory_proto::op::Message::from_vec(reply) {
+                panic!("{}: hickory cannot read the reply: {e}", s.name);
+            }
+        }
+    }
+    assert!(answered > seeds.len(), "{answered} replies to {} seeds", seeds.len());
+}
+
+#[test]
+fn query_mutations_never_panic_and_always_answer() {
+    let h = QueryHarness::new();
+    let seeds: Vec<Vec<u8>> = query_seeds().into_iter().map(|s| s.data).collect();
+    let start = Instant::now();
+    let distinct = explore(&seeds, QUERY_ITERATIONS, RNG_SEED, QUERY_DICTIONARY, |d| h.run(d), |o| o.signature());
+    eprintln!("query: {QUERY_ITERATIONS} mutations in {:?}, {distinct} distinct outcomes", start.elapsed());
+    assert!(distinct > 8, "only {distinct} distinct outcomes");
+}
+
+/// What cargo-fuzz left in this checkout (its grown corpus, and any crash artifacts), replayed
+/// on stable so a crash found locally reproduces as a failing test. Absent in CI: nothing to do.
+#[test]
+fn local_fuzz_corpus_and_artifacts_replay() {
+    let h = QueryHarness::new();
+    let corefile = |d: &[u8]| drop(fuzz_corefile(d));
+    let query = |d: &[u8]| drop(h.run(d));
+    type Run<'a> = &'a dyn Fn(&[u8]);
+    let targets: [(&str, Run); 2] = [("corefile", &corefile), ("query", &query)];
+    for dir in ["corpus", "artifacts"] {
+        for (target, run) in targets {
+            let Ok(entries) = std::fs::read_dir(root().join("fuzz").join(dir).join(target)) else { continue };
+            let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            files.sort();
+            for f in files.iter().take(5000) {
+                if let Ok(data) = std::fs::read(f) {
+                    eprintln!("{}", f.display());
+                    run(&data);
+                }
+            }
+        }
+    }
+}
+
+// Regressions: inputs that once broke a target, each named after the bug it found.
+
+/// A quoted key spanning lines with a comma inside: its pieces were given columns past the end
+/// of the line. Found in the corpus grown by `cargo fuzz run corefile` once the position check
+/// was added; the minimal form is `corefile::parse::tests::key_positions_stay_on_their_line`.
+#[test]
+fn key_position_past_line_end() {
+    let input = unhex(
+        "2e205c22202120202020286c6f67202271756f746501000026000000120a2c202020bfff7d7b6f747422222e302f313220610a2020d7d76c6f756f746564205c2d222000f6202020286c6f67202271756f746501000026000000120a2c202020bfff7d7b6f747422226e01010d0a696d706f7274202222212222220dffff20205a4f4e00",
+    )
+    .unwrap();
+    let errors = fuzz_corefile(&input).unwrap_err();
+    assert!(errors.to_string().contains("is already served by the server block at"), "{errors}");
+}
