@@ -33,3 +33,22 @@ fn every_readme_corefile_starts_and_answers() {
         }
     }
 }
+
+/// The README's first command runs `Corefile.example`; it must start and answer as the README says.
+#[test]
+fn corefile_example_runs_as_the_readme_says() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Corefile.example")).unwrap();
+    let s = TestServer::start(&text);
+    let m = query_udp(s.addr(), "web.example.test.", RecordType::A);
+    let mut answers = rrs(&m.answers);
+    answers.sort();
+    assert_eq!(answers, ["web.example.test. 3600 IN A 10.0.0.1", "web.example.test. 3600 IN A 10.0.0.2"]);
+    // whoami answers the rest (loadbalance puts its SRV record before the address, as CoreDNS's does).
+    let m = query_udp(s.addr(), "anything.else.", RecordType::A);
+    assert!(rrs(&m.additionals).contains(&"anything.else. 0 IN A 127.0.0.1".to_string()), "{m:?}");
+    assert_eq!(http_get(s.http("127.0.0.1:8080"), "/health"), (200, "OK".to_string()));
+    assert_eq!(http_get(s.http("127.0.0.1:8181"), "/ready"), (200, "OK".to_string()));
+    let (status, metrics) = http_get(s.http("127.0.0.1:9153"), "/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("coredns_dns_requests_total{"), "{metrics}");
+}
