@@ -6,6 +6,9 @@ use clusterdns::cli::{self, USAGE};
 use clusterdns::plugin::registry::ORDER;
 use clusterdns::server::{Options, Server, config};
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args().skip(1)) {
         Ok(c) => c,

@@ -10,7 +10,7 @@ mod response;
 mod types;
 
 pub use decode::{Edns, Query, Question};
-pub use name::{Labels, MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError};
+pub use name::{Labels, MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, NameMap};
 pub use record::{RData, Record, Soa};
 pub use request::{Proto, Request, Route};
 pub use response::Response;

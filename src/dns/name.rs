@@ -25,6 +25,10 @@ pub fn wire_eq(a: &[u8], b: &[u8]) -> bool {
     a == b || a.eq_ignore_ascii_case(b)
 }
 
+/// A hash map keyed by names, with a fast seeded hasher. Query names are attacker-chosen but
+/// only look tables up; the keys come from configuration and cluster state.
+pub type NameMap<V> = std::collections::HashMap<Name, V, foldhash::fast::RandomState>;
+
 /// Why a name could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {

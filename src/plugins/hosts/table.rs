@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::hostsfile::Line;
-use crate::dns::Name;
+use crate::dns::{Name, NameMap};
 
 /// The addresses of one name, in the order written: the file's first, then the Corefile's.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -22,9 +22,9 @@ pub struct Addrs {
 #[derive(Debug, Default)]
 pub struct Table {
     /// Lowercase name -> its addresses.
-    names: HashMap<Name, Addrs>,
+    names: NameMap<Addrs>,
     /// Lowercase reverse name (`1.0.0.10.in-addr.arpa.`) -> the names with that address.
-    reverse: HashMap<Name, Box<[Name]>>,
+    reverse: NameMap<Box<[Name]>>,
     entries: usize,
 }
 

@@ -19,7 +19,6 @@
 //! interval, re-read on that interval; a changed file replaces the weights in one swap, a broken
 //! one is logged and the previous weights stay.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -28,10 +27,10 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::corefile::format_duration;
-use crate::dns::{Name, RData, Record};
+use crate::dns::{Name, NameMap, RData, Record};
 
 /// Name -> (address, weight). Names hash and compare case-insensitively.
-type Table = HashMap<Name, Vec<(IpAddr, u8)>>;
+type Table = NameMap<Vec<(IpAddr, u8)>>;
 
 pub struct Weights {
     path: PathBuf,
@@ -44,7 +43,7 @@ pub struct Weights {
 impl Weights {
     /// Weights from `path`, empty until [`update`](Self::update) reads it.
     pub fn new(path: PathBuf) -> Weights {
-        Weights { path, table: ArcSwap::from_pointee(Table::new()), last: Mutex::new(None) }
+        Weights { path, table: ArcSwap::from_pointee(Table::default()), last: Mutex::new(None) }
     }
 
     /// Replaces the weights with `bytes` (the file's contents) if they changed. `Ok(true)` when
@@ -133,7 +132,7 @@ impl std::fmt::Debug for Weights {
 
 /// Parses a weights file (see the [module documentation](self)); errors name `file:line`.
 fn parse(path: &Path, text: &str) -> Result<Table, String> {
-    let mut table = Table::new();
+    let mut table = Table::default();
     let mut current: Option<Name> = None;
     for (i, line) in text.lines().enumerate() {
         let at = || format!("weight file {}:{}", path.display(), i + 1);
@@ -218,7 +217,7 @@ mod tests {
     fn the_first_address_is_drawn_by_weight() {
         let w = weights("www.example.com\n100.64.1.1 3\n100.64.1.2 1\n100.64.1.3 2\n");
         let mut rng = fastrand::Rng::with_seed(7);
-        let mut firsts: HashMap<String, u32> = HashMap::new();
+        let mut firsts: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
         for _ in 0..6000 {
             let mut section = vec![
                 a("WWW.example.com.", "100.64.1.1"),
