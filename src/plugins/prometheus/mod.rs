@@ -15,6 +15,7 @@ use crate::plugin::{Next, Plugin, ServeError};
 use crate::server::http::{HttpHandler, HttpRequest, HttpResponse};
 
 mod setup;
+mod webconfig;
 pub use setup::parse;
 
 pub const NAME: &str = "prometheus";
