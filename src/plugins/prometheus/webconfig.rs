@@ -277,15 +277,15 @@ impl Reader<'_> {
             (content[..end].trim_end().to_string(), &content[end..])
         };
         let Some(rest) = after_key.strip_prefix(':') else {
-            let col = col0 + (content.len() - after_key.len());
+            let col = col0 + width(&content[..content.len() - after_key.len()]);
             return Err(self.error(n, col, "expected ':' after the key"));
         };
         if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
-            let col = col0 + (content.len() - rest.len());
+            let col = col0 + width(&content[..content.len() - rest.len()]);
             return Err(self.error(n, col, "expected a space after ':'"));
         }
         let value = rest.trim_start_matches([' ', '\t']);
-        Ok(Entry { key, value, value_col: col0 + (content.len() - value.len()) })
+        Ok(Entry { key, value, value_col: col0 + width(&content[..content.len() - value.len()]) })
     }
 
     /// The value of `entry`, on line `n`.
@@ -306,7 +306,7 @@ impl Reader<'_> {
             let trailing = after.trim_start_matches([' ', '\t']);
             let comment = trailing.starts_with('#') && trailing.len() < after.len();
             if !(trailing.is_empty() || comment) {
-                return Err(self.error(n, col + len, "unexpected text after the quoted value"));
+                return Err(self.error(n, col + width(&text[..len]), "unexpected text after the quoted value"));
             }
             return Ok(Some(value));
         }
@@ -314,7 +314,7 @@ impl Reader<'_> {
         let end = comment_start(text).unwrap_or(text.len());
         let value = text[..end].trim_end();
         if let Some(i) = find_colon(value) {
-            return Err(self.error(n, col + i, "a value with ': ' in it must be quoted"));
+            return Err(self.error(n, col + width(&value[..i]), "a value with ': ' in it must be quoted"));
         }
         Ok(match value {
             "~" | "null" | "Null" | "NULL" => None,
@@ -383,7 +383,8 @@ impl Reader<'_> {
                         _ => None,
                     };
                     let Some(d) = decoded else {
-                        return Err(self.error(n, col + j - 1, "invalid escape in a double-quoted value"));
+                        let at = col + width(&text[..j]) - 1;
+                        return Err(self.error(n, at, "invalid escape in a double-quoted value"));
                     };
                     out.push(d);
                 }
@@ -399,6 +400,11 @@ fn hex(len: usize, chars: &mut impl Iterator<Item = (usize, char)>) -> Option<ch
     let digits: String = chars.take(len).map(|(_, c)| c).collect();
     let code = u32::from_str_radix(&digits, 16).ok().filter(|_| digits.len() == len)?;
     char::from_u32(code)
+}
+
+/// Columns count characters, as in Corefile errors.
+fn width(s: &str) -> usize {
+    s.chars().count()
 }
 
 /// True when `content` is the marker `---` or `...`, alone or before a space.
@@ -576,6 +582,7 @@ mod tests {
                 format!("{f}:2:16: invalid escape in a double-quoted value"),
             ),
             ("tls_server_config:\n  cert_file: 'c' d\n", format!("{f}:2:17: unexpected text after the quoted value")),
+            ("tls_server_config:\n  cert_file: 'é' d\n", format!("{f}:2:17: unexpected text after the quoted value")),
             ("tls_server_config:\n  cert_file: a: b\n", format!("{f}:2:15: a value with ': ' in it must be quoted")),
             ("tls_server_config:\n  cert_file:c\n", format!("{f}:2:3: expected 'key: value'")),
             ("tls_server_config:\n  - cert_file: c\n", format!("{f}:2:3: a key: lists are not read here")),
