@@ -354,6 +354,20 @@ static PLUGIN_OPTION_CASES: &[(&str, &str)] = &[
         ". {\n    loadbalance random\n}\n",
         "Corefile:2:17: loadbalance: unknown policy 'random': expected round_robin or weighted",
     ),
+    (
+        ". {\n    prometheus {\n        runtime_metrics\n    }\n}\n",
+        "Corefile:3:9: prometheus: runtime_metrics exports the Go runtime's metrics, and clusterdns has no Go \
+         runtime (the process_* metrics are always served)",
+    ),
+    (
+        ". {\n    prometheus {\n        tls cert.pem key.pem\n    }\n}\n",
+        "Corefile:3:22: prometheus: unexpected argument 'key.pem': tls takes one file, a Prometheus web \
+         configuration file whose tls_server_config names the certificate and key",
+    ),
+    (
+        ". {\n    loadbalance {\n        limit_answers 0\n    }\n}\n",
+        "Corefile:3:23: loadbalance: limit_answers: expected a number of answer records, 1 or more, got '0'",
+    ),
 ];
 
 #[test]
@@ -428,11 +442,6 @@ static COREDNS_EXAMPLES: &[(&str, &str)] = &[
 /// example must plan. Remove a name when its plugin is registered (the test fails until you do).
 const NOT_YET_REGISTERED: &[&str] = &["forward", "file", "erratic"];
 
-/// Options of shipped plugins that CoreDNS's READMEs use and clusterdns rejects for now, as
-/// (plugin, option): an example using one must fail with one error naming the option. Being
-/// implemented; remove an entry when it is (the test fails until you do).
-const OPTIONS_NOT_YET_IMPLEMENTED: &[(&str, &str)] = &[("loadbalance", "limit_answers"), ("prometheus", "tls")];
-
 #[test]
 fn coredns_readme_examples_parse_and_plan_unchanged() {
     for name in NOT_YET_REGISTERED {
@@ -441,16 +450,6 @@ fn coredns_readme_examples_parse_and_plan_unchanged() {
     let env = |k: &str| (k == "PORT").then(|| "9253".to_string());
     let mut planned = 0;
     for (plugin, text) in COREDNS_EXAMPLES {
-        if let Some((_, option)) = OPTIONS_NOT_YET_IMPLEMENTED.iter().find(|(p, o)| p == plugin && text.contains(o)) {
-            let corefile = parse_str("Corefile", text, &env).unwrap();
-            let errors = plan(&corefile, 53).expect_err(text);
-            let errors: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
-            if errors.len() == 1 && errors[0].contains(&format!("{plugin}: ")) && errors[0].contains(option) {
-                continue;
-            }
-            assert!(errors.iter().any(|e| e.contains("does not have")), "{plugin} {option}: {errors:?}\n{text}");
-            continue;
-        }
         let corefile = parse_str("Corefile", text, &env).unwrap_or_else(|e| panic!("{plugin} example:\n{text}\n{e}"));
         let unshipped: Vec<(String, String)> = corefile
             .blocks
@@ -476,5 +475,5 @@ fn coredns_readme_examples_parse_and_plan_unchanged() {
             }
         }
     }
-    assert!(planned >= 6, "only {planned} examples planned");
+    assert!(planned >= 24, "only {planned} examples planned");
 }

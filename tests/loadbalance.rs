@@ -1,16 +1,36 @@
 //! loadbalance over real sockets.
 //!
-//! No plugin here answers with several addresses yet (hosts and kubernetes will), so shuffling
-//! itself is tested at unit level through the real chain (`src/plugins/loadbalance/mod.rs`).
-//! These tests check what is visible over the wire with whoami: the plugin sits in the chain and
-//! groups sections (whoami's additional section is A then SRV; grouped, the SRV comes first), and
-//! the weighted policy's file handling in the real binary.
+//! Shuffling, weighting and `limit_answers` are tested over the wire against a hosts block that
+//! answers ten addresses for one name; the unit tests (`src/plugins/loadbalance/mod.rs`) cover
+//! CNAMEs, MX and the other sections. With whoami, these tests check that the plugin groups
+//! sections (whoami's additional section is A then SRV; grouped, the SRV comes first), and the
+//! weighted policy's file handling in the real binary.
 
 mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+
+/// A block answering `www.example.org.` with 10.0.0.1 to 10.0.0.10, in that order, with
+/// `loadbalance` configured as `lb`.
+fn ten_addresses(lb: &str) -> String {
+    let entries: String = (1..=10).map(|i| format!("        10.0.0.{i} www.example.org\n")).collect();
+    format!("example.org {{\n    hosts {{\n{entries}    }}\n    {lb}\n}}\n")
+}
+
+/// The answer section for `www.example.org. A`.
+fn answer(addr: std::net::SocketAddr) -> Vec<String> {
+    let m = query_udp(addr, "www.example.org.", RecordType::A);
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    rrs(&m.answers)
+}
+
+fn all_ten() -> BTreeSet<String> {
+    (1..=10).map(|i| format!("www.example.org. 3600 IN A 10.0.0.{i}")).collect()
+}
 
 fn additional(addr: std::net::SocketAddr) -> Vec<String> {
     let m = query_udp(addr, "example.org.", RecordType::A);
@@ -107,4 +127,60 @@ fn weight_file_errors_stop_the_configuration() {
         ),
         "{e}"
     );
+}
+
+/// Without loadbalance hosts answers in file order; with it the order changes from reply to
+/// reply and every address comes first at some point.
+#[test]
+fn round_robin_shuffles_the_addresses_of_a_hosts_answer() {
+    let plain = TestServer::start(&ten_addresses(""));
+    let ordered: Vec<String> = (1..=10).map(|i| format!("www.example.org. 3600 IN A 10.0.0.{i}")).collect();
+    assert_eq!(answer(plain.addr()), ordered);
+
+    let s = TestServer::start(&ten_addresses("loadbalance"));
+    let mut firsts = BTreeSet::new();
+    for _ in 0..200 {
+        let got = answer(s.addr());
+        assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), all_ten());
+        firsts.insert(got[0].clone());
+    }
+    assert_eq!(firsts, all_ten(), "every address should come first in 200 replies");
+}
+
+/// `limit_answers 3`: every reply carries three different addresses of the ten, and over 100
+/// replies all ten are handed out; dig sees the same.
+#[test]
+fn limit_answers_keeps_the_first_shuffled_records() {
+    let s = TestServer::start(&ten_addresses("loadbalance round_robin {\n        limit_answers 3\n    }"));
+    let mut seen = BTreeSet::new();
+    for _ in 0..100 {
+        let got = answer(s.addr());
+        assert_eq!(got.len(), 3, "{got:?}");
+        let distinct: BTreeSet<String> = got.into_iter().collect();
+        assert_eq!(distinct.len(), 3);
+        assert!(distinct.is_subset(&all_ten()), "{distinct:?}");
+        seen.extend(distinct);
+    }
+    assert_eq!(seen, all_ten());
+    let out = dig(s.addr(), &["www.example.org", "A", "+short"]);
+    assert_eq!(out.lines().filter(|l| l.starts_with("10.0.0.")).count(), 3, "{out}");
+    assert_eq!(query_tcp(s.addr(), "www.example.org.", RecordType::A).answers.len(), 3);
+}
+
+/// weighted with `limit_answers 1`: the one address kept is drawn by weight (255 against nine
+/// addresses of weight 1: about 97% of replies carry 10.0.0.7).
+#[test]
+fn limit_answers_with_weights_keeps_the_drawn_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("db.weights");
+    std::fs::write(&weights, "www.example.org\n10.0.0.7 255\n").unwrap();
+    let lb = format!("loadbalance weighted {} {{\n        limit_answers 1\n    }}", weights.display());
+    let s = TestServer::start(&ten_addresses(&lb));
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    for _ in 0..100 {
+        let got = answer(s.addr());
+        assert_eq!(got.len(), 1, "{got:?}");
+        *counts.entry(got[0].clone()).or_default() += 1;
+    }
+    assert!(counts["www.example.org. 3600 IN A 10.0.0.7"] >= 80, "{counts:?}");
 }

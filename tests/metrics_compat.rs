@@ -151,6 +151,8 @@ fn scrape() -> (TestServer, String) {
             ("www.example.org.", RecordType::AAAA, ResponseCode::NoError),
             ("mail.example.org.", RecordType::MX, ResponseCode::NoError),
             ("x.example.org.", RecordType::CAA, ResponseCode::NoError),
+            ("x.example.org.", RecordType::HTTPS, ResponseCode::NoError),
+            ("x.example.org.", RecordType::SVCB, ResponseCode::NoError),
             ("a.servfail.example.", RecordType::A, ResponseCode::ServFail),
             ("example.net.", RecordType::A, ResponseCode::Refused),
         ] {
@@ -252,22 +254,24 @@ fn the_scrape_records_what_was_sent() {
     let org = [("zone", "example.org.")];
     assert_eq!(
         get("coredns_dns_responses_total", &[("zone", "example.org."), ("rcode", "NOERROR"), ("plugin", "whoami")]),
-        9.0
+        13.0
     );
     assert_eq!(
         get("coredns_dns_responses_total", &[("zone", "servfail.example."), ("rcode", "SERVFAIL"), ("plugin", "")]),
         2.0
     );
     assert_eq!(get("coredns_dns_responses_total", &[("zone", "dropped"), ("rcode", "REFUSED"), ("plugin", "")]), 2.0);
-    assert_eq!(get("coredns_dns_requests_total", &[("zone", "example.org."), ("proto", "tcp")]), 4.0);
-    assert_eq!(get("coredns_dns_requests_total", &[("zone", "example.org."), ("type", "other")]), 2.0);
+    assert_eq!(get("coredns_dns_requests_total", &[("zone", "example.org."), ("proto", "tcp")]), 6.0);
+    // CAA and SVCB are `other`; HTTPS has had its own value since CoreDNS 1.11.
+    assert_eq!(get("coredns_dns_requests_total", &[("zone", "example.org."), ("type", "other")]), 4.0);
+    assert_eq!(get("coredns_dns_requests_total", &[("zone", "example.org."), ("type", "HTTPS")]), 2.0);
     assert_eq!(get("coredns_dns_requests_total", &[("zone", "example.org."), ("type", "MX")]), 2.0);
     assert_eq!(get("coredns_dns_do_requests_total", &org), 1.0);
-    assert_eq!(get("coredns_dns_request_duration_seconds_count", &org), 9.0);
-    assert_eq!(get("coredns_dns_response_size_bytes_count", &org), 9.0);
+    assert_eq!(get("coredns_dns_request_duration_seconds_count", &org), 13.0);
+    assert_eq!(get("coredns_dns_response_size_bytes_count", &org), 13.0);
     // Replies are counted at their size on the wire: whoami's are 80-odd bytes, none 0.
     assert_eq!(get("coredns_dns_response_size_bytes_bucket", &[("zone", "example.org."), ("le", "0")]), 0.0);
-    assert_eq!(get("coredns_dns_response_size_bytes_bucket", &[("zone", "example.org."), ("le", "200")]), 9.0);
+    assert_eq!(get("coredns_dns_response_size_bytes_bucket", &[("zone", "example.org."), ("le", "200")]), 13.0);
     for name in ["prometheus", "whoami"] {
         assert_eq!(get("coredns_plugin_enabled", &[("zone", "example.org."), ("name", name)]), 1.0, "{name}");
     }

@@ -18,6 +18,16 @@ impl Pos {
     pub fn new(file: &Arc<str>, line: u32, col: u32) -> Pos {
         Pos { file: file.clone(), line, col }
     }
+
+    /// `path` as an argument at this position names it: a relative path is taken from the
+    /// directory of the file the argument is in (the Corefile, or the file it imported).
+    pub fn resolve_path(&self, path: &str) -> std::path::PathBuf {
+        let path = std::path::Path::new(path);
+        match std::path::Path::new(&*self.file).parent() {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
 }
 
 impl fmt::Display for Pos {

@@ -14,8 +14,9 @@ pub static TIME_BUCKETS: [f64; 16] =
 pub static SIZE_BUCKETS: [f64; 14] =
     [0.0, 100.0, 200.0, 300.0, 400.0, 511.0, 1023.0, 2047.0, 4095.0, 8291.0, 16e3, 32e3, 48e3, 64e3];
 
-/// Query types CoreDNS counts by name; the rest are counted as `other`.
-static MONITORED_TYPES: [RecordType; 17] = [
+/// Query types CoreDNS counts by name in `coredns_dns_requests_total{type}` (its
+/// `vars/monitor.go`, with HTTPS since 1.11); the rest are counted as `other`.
+static MONITORED_TYPES: [RecordType; 18] = [
     RecordType::AAAA,
     RecordType::A,
     RecordType::CNAME,
@@ -30,6 +31,8 @@ static MONITORED_TYPES: [RecordType; 17] = [
     RecordType::SOA,
     RecordType::SRV,
     RecordType::TXT,
+    RecordType::HTTPS,
+    // Meta types.
     RecordType::IXFR,
     RecordType::AXFR,
     RecordType::ANY,
@@ -232,5 +235,35 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
+    }
+
+    /// CoreDNS's README: A, AAAA, MX, SOA, CNAME, PTR, TXT, NS, SRV, DS, DNSKEY, RRSIG, NSEC,
+    /// NSEC3, HTTPS, IXFR, AXFR and ANY by name, every other type as `other`.
+    #[test]
+    fn the_type_label_names_the_types_coredns_names() {
+        let named = [
+            "A", "AAAA", "MX", "SOA", "CNAME", "PTR", "TXT", "NS", "SRV", "DS", "DNSKEY", "RRSIG", "NSEC", "NSEC3",
+            "HTTPS", "IXFR", "AXFR", "ANY",
+        ];
+        let reg = Registry::new();
+        let rec = ZoneRecorder::new(Arc::new(DnsMetrics::new(&reg)), "dns://:53", "example.org.", vec![]);
+        for t in (0..=u16::MAX).map(RecordType) {
+            rec.record(
+                &Request::synthetic("a.example.org.", t),
+                &Outcome { rcode: Rcode::NOERROR, plugin: "", size: 1 },
+            );
+        }
+        let text = reg.render(Format::Text);
+        let series = |t: &str| {
+            format!(
+                "coredns_dns_requests_total{{family=\"1\",proto=\"udp\",server=\"dns://:53\",type=\"{t}\",view=\"\",zone=\"example.org.\"}}"
+            )
+        };
+        for t in named {
+            assert!(text.contains(&format!("{} 1\n", series(t))), "{t} is not counted by name in\n{text}");
+        }
+        // Every one of the 65536 types but those (SVCB, CAA, unassigned ones ...).
+        assert!(text.contains(&format!("{} 65518\n", series("other"))), "{text}");
+        assert_eq!(text.matches("coredns_dns_requests_total{").count(), named.len() + 1, "{text}");
     }
 }

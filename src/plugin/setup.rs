@@ -27,6 +27,7 @@ use crate::metrics::Registry;
 use crate::plugin::{DynPlugin, Readiness};
 use crate::server::http::{HttpAddr, HttpHandler};
 use crate::server::lifecycle::Lifecycle;
+use crate::server::tls::HttpTls;
 
 /// What a plugin's parse may know about its server block.
 pub struct ParseCtx<'a> {
@@ -106,10 +107,19 @@ pub(crate) struct Route {
     pub pos: Pos,
 }
 
+/// Whether an HTTP address is served over TLS, and who said so first.
+pub(crate) struct AddrTls {
+    pub tls: Option<Arc<HttpTls>>,
+    pub plugin: &'static str,
+    pub pos: Pos,
+}
+
 /// What the plugins of a whole configuration contribute to the server, gathered while building.
 #[derive(Default)]
 pub struct Contributions {
     pub(crate) http: BTreeMap<HttpAddr, BTreeMap<&'static str, Route>>,
+    /// One entry per address of `http`: every route of an address agrees on it.
+    pub(crate) http_tls: BTreeMap<HttpAddr, AddrTls>,
     pub(crate) lameduck: Duration,
     pub(crate) reload: Option<ReloadSettings>,
     pub(crate) tasks: Tasks,
@@ -173,6 +183,39 @@ impl<'g> SetupCtx<'g> {
         pos: &Pos,
         make: impl FnOnce() -> H,
     ) -> Result<Arc<H>, Error> {
+        self.http_endpoint_tls(plugin, addr, path, pos, None, make)
+    }
+
+    /// [`http_endpoint`](Self::http_endpoint), served over HTTPS with `tls`. TLS belongs to the
+    /// address: every endpoint of every block on one address must ask for the same settings
+    /// (they then share the first one's certificates), or all for plain HTTP. A mismatch is an
+    /// error at `pos`.
+    pub fn http_endpoint_tls<H: HttpHandler>(
+        &mut self,
+        plugin: &'static str,
+        addr: &HttpAddr,
+        path: &'static str,
+        pos: &Pos,
+        tls: Option<Arc<HttpTls>>,
+        make: impl FnOnce() -> H,
+    ) -> Result<Arc<H>, Error> {
+        if let Some(first) = self.out.http_tls.get(addr) {
+            let by = format!("by {} at {}", first.plugin, first.pos);
+            let conflict = match (&first.tls, &tls) {
+                (None, None) => None,
+                (Some(a), Some(b)) if a.settings == b.settings => None,
+                (Some(_), Some(_)) => Some(format!("{addr} is already served over TLS with other settings {by}")),
+                (Some(_), None) => {
+                    Some(format!("{addr} is served over TLS {by}; {plugin} would serve it in plain HTTP"))
+                }
+                (None, Some(_)) => Some(format!("{addr} is already served in plain HTTP {by}")),
+            };
+            if let Some(message) = conflict {
+                return Err(Error::setup(plugin, pos, message));
+            }
+        } else {
+            self.out.http_tls.insert(addr.clone(), AddrTls { tls, plugin, pos: pos.clone() });
+        }
         let routes = self.out.http.entry(addr.clone()).or_default();
         if let Some(route) = routes.get(path) {
             return match route.any.clone().downcast::<H>() {

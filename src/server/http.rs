@@ -1,8 +1,9 @@
 //! The HTTP endpoints of health, ready and prometheus.
 //!
-//! One listener per address, shared by every plugin and block that names it; its routes are
-//! swapped on reload like the DNS zone tables, so a listener whose address is unchanged keeps its
-//! socket through a reload.
+//! One listener per address, shared by every plugin and block that names it; its routes, and
+//! its TLS configuration if the address has one (prometheus's `tls`), are swapped on reload like
+//! the DNS zone tables, so a listener whose address is unchanged keeps its socket through a
+//! reload. Each connection takes the TLS configuration current when it is accepted.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -17,9 +18,18 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
 
+use super::tls::HttpTls;
 use crate::corefile::Error;
+
+/// How long a client may take to send its request head, and to complete a TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a connection may last in all.
+const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// An HTTP listen address as the Corefile gives it (`:8080`, `localhost:9153`,
 /// `127.0.0.1:8181`, `[::1]:8080`): an empty host means every address.
@@ -102,18 +112,26 @@ pub trait HttpHandler: Send + Sync + 'static {
 /// The routes of one address.
 pub type Routes = BTreeMap<&'static str, Arc<dyn HttpHandler>>;
 
-/// A bound HTTP listener; its routes can be replaced while it runs.
+/// What one address serves, swapped as a whole.
+#[derive(Default)]
+struct Site {
+    routes: Routes,
+    /// HTTPS when set; plain HTTP otherwise.
+    tls: Option<TlsAcceptor>,
+}
+
+/// A bound HTTP listener; what it serves can be replaced while it runs.
 pub struct HttpListener {
     pub local: Vec<SocketAddr>,
-    routes: Arc<ArcSwap<Routes>>,
+    site: Arc<ArcSwap<Site>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl HttpListener {
     /// Binds `addr` (or 127.0.0.1 on an ephemeral port, with `loopback_ephemeral`), serving
-    /// nothing until [`HttpListener::set_routes`].
+    /// nothing until [`HttpListener::set_site`].
     pub async fn bind(addr: &HttpAddr, loopback_ephemeral: bool) -> std::io::Result<HttpListener> {
-        let routes: Arc<ArcSwap<Routes>> = Arc::new(ArcSwap::from_pointee(Routes::new()));
+        let site: Arc<ArcSwap<Site>> = Arc::new(ArcSwap::from_pointee(Site::default()));
         let mut local = Vec::new();
         let mut tasks = Vec::new();
         let addrs = match loopback_ephemeral {
@@ -123,13 +141,15 @@ impl HttpListener {
         for sa in addrs {
             let listener = bind_tcp(sa)?;
             local.push(listener.local_addr()?);
-            tasks.push(tokio::spawn(serve(listener, routes.clone())));
+            tasks.push(tokio::spawn(serve(listener, site.clone())));
         }
-        Ok(HttpListener { local, routes, tasks })
+        Ok(HttpListener { local, site, tasks })
     }
 
-    pub fn set_routes(&self, routes: Routes) {
-        self.routes.store(Arc::new(routes));
+    /// Serves `routes`, over TLS with `tls`, on connections accepted from now on.
+    pub fn set_site(&self, routes: Routes, tls: Option<&HttpTls>) {
+        let tls = tls.map(|t| TlsAcceptor::from(t.config.clone()));
+        self.site.store(Arc::new(Site { routes, tls }));
     }
 }
 
@@ -169,26 +189,78 @@ pub(crate) fn is_no_ipv6(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(libc::EPROTONOSUPPORT))
 }
 
-async fn serve(listener: TcpListener, routes: Arc<ArcSwap<Routes>>) {
+async fn serve(listener: TcpListener, site: Arc<ArcSwap<Site>>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
-        let routes = routes.clone();
+        let site = site.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<Incoming>| {
-                let routes = routes.load();
-                let response = respond(&routes, &req);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let conn = http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(5))
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
+            let tls = site.load().tls.clone();
+            let _ = timeout(CONNECTION_TIMEOUT, async move {
+                match tls {
+                    None => serve_connection(stream, site).await,
+                    Some(acceptor) => {
+                        if let Some(stream) = accept_tls(stream, peer, acceptor).await {
+                            serve_connection(stream, site).await;
+                        }
+                    }
+                }
+            })
+            .await;
         });
     }
+}
+
+/// The TLS handshake of a connection to an HTTPS address. A client that speaks plain HTTP gets
+/// the 400 Go's net/http sends (so `curl http://` is told what is wrong instead of seeing the
+/// connection reset); a failed handshake is logged, as Go's server does.
+async fn accept_tls(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    match timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        // A TLS connection starts with a handshake record (content type 22); an HTTP request
+        // with its method, in capitals.
+        Ok(Ok(1)) if first[0].is_ascii_uppercase() => {
+            let reply = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+            let _ = stream.write_all(reply).await;
+            let _ = stream.shutdown().await;
+            return None;
+        }
+        Ok(Ok(1)) => {}
+        // Closed or timed out before sending anything: nothing worth a log line.
+        _ => return None,
+    }
+    match timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::warn!("http: TLS handshake error from {peer}: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("http: TLS handshake error from {peer}: timed out");
+            None
+        }
+    }
+}
+
+async fn serve_connection<I>(io: I, site: Arc<ArcSwap<Site>>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: hyper::Request<Incoming>| {
+        let response = respond(&site.load().routes, &req);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let _ = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 fn respond(routes: &Routes, req: &hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {

@@ -48,6 +48,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod panic;
 mod tcp;
+pub mod tls;
 mod udp;
 
 use dispatch::ZoneTable;
@@ -470,7 +471,8 @@ impl Server {
             for r in routes.values() {
                 r.handler.bound(&listener.local);
             }
-            listener.set_routes(routes.iter().map(|(p, r)| (*p, r.handler.clone())).collect::<Routes>());
+            let tls = contributions.http_tls.get(addr).and_then(|t| t.tls.as_deref());
+            listener.set_site(routes.iter().map(|(p, r)| (*p, r.handler.clone())).collect::<Routes>(), tls);
         }
 
         self.inner.dns_metrics.plugin_enabled.clear();

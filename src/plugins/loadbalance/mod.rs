@@ -13,10 +13,16 @@
 //! * `weighted` draws the first address of the answer and additional sections by the weights of
 //!   a file, for A, AAAA and SRV queries (see [`weighted`]).
 //!
+//! Last, with `limit_answers N`, the answer section keeps its first N records, whatever their
+//! type (CoreDNS's README: the first N "after round_robin shuffling or weighted adjustment").
+//! CNAMEs count, so a limit below the length of a CNAME chain cuts the addresses off; that is
+//! CoreDNS's rule and operators size N for it.
+//!
 //! Shuffling is in place: no allocation for sections of up to 20 records (the stable sort that
 //! groups them allocates beyond that), and none when a section is already grouped.
 
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -38,6 +44,8 @@ enum Policy {
 
 pub struct LoadBalance {
     policy: Policy,
+    /// How many answer records a balanced reply keeps (`limit_answers`); `None` keeps all.
+    limit_answers: Option<NonZeroUsize>,
 }
 
 impl Plugin for LoadBalance {
@@ -50,6 +58,9 @@ impl Plugin for LoadBalance {
         let qtype = req.qtype();
         if resp.rcode == Rcode::NOERROR && qtype != RecordType::AXFR && qtype != RecordType::IXFR {
             self.balance(qtype, &mut resp, &mut fastrand::Rng::new());
+            if let Some(n) = self.limit_answers {
+                resp.answer.truncate(n.get());
+            }
         }
         Ok(resp)
     }
@@ -233,7 +244,7 @@ mod tests {
 
     fn round_robin_plugin(prefer: &[&str]) -> LoadBalance {
         let prefer = prefer.iter().map(|c| Cidr::parse(c).unwrap()).collect();
-        LoadBalance { policy: Policy::RoundRobin { prefer } }
+        LoadBalance { policy: Policy::RoundRobin { prefer }, limit_answers: None }
     }
 
     fn run(lb: LoadBalance, rcode: Rcode, qtype: RecordType, n: usize) -> Vec<Response> {
@@ -352,7 +363,7 @@ mod tests {
     fn weighted_balances_address_queries_only() {
         let w = Arc::new(Weights::new("w".into()));
         w.update(b"www.example.org.\n10.0.0.2 255\n".to_vec()).unwrap();
-        let lb = || LoadBalance { policy: Policy::Weighted(w.clone()) };
+        let lb = || LoadBalance { policy: Policy::Weighted(w.clone()), limit_answers: None };
         let mut firsts = HashSet::new();
         for resp in run(lb(), Rcode::NOERROR, RecordType::A, 50) {
             let answer = lines(&resp.answer);
@@ -365,6 +376,57 @@ mod tests {
         assert!(firsts.contains("www.example.org. 60 IN A 10.0.0.2"), "{firsts:?}");
         for resp in run(lb(), Rcode::NOERROR, RecordType::TXT, 5) {
             assert_eq!(lines(&resp.answer)[0], "www.example.org. 60 IN A 10.0.0.1", "TXT queries are not balanced");
+        }
+    }
+
+    /// limit_answers cuts the answer section after balancing, for both policies: every reply of
+    /// round_robin keeps the CNAME and one of the three addresses (all three turn up first); the
+    /// other sections and replies that are not balanced keep everything.
+    #[test]
+    fn limit_answers_keeps_the_first_records_after_balancing() {
+        let limited = |policy| LoadBalance { policy, limit_answers: NonZeroUsize::new(2) };
+        let mut kept = HashSet::new();
+        for resp in run(limited(Policy::RoundRobin { prefer: Box::new([]) }), Rcode::NOERROR, RecordType::A, 200) {
+            let answer = lines(&resp.answer);
+            assert_eq!(answer.len(), 2, "{answer:?}");
+            assert_eq!(answer[0], "example.org. 60 IN CNAME www.example.org.");
+            kept.insert(answer[1].clone());
+            assert_eq!(resp.authority.len(), 2);
+            assert_eq!(resp.additional.len(), 3);
+        }
+        assert_eq!(kept.len(), 3, "{kept:?}");
+
+        let w = Arc::new(Weights::new("w".into()));
+        w.update(b"www.example.org.\n10.0.0.2 255\n".to_vec()).unwrap();
+        let mut kept = HashSet::new();
+        for resp in run(limited(Policy::Weighted(w.clone())), Rcode::NOERROR, RecordType::A, 50) {
+            assert_eq!(resp.answer.len(), 2);
+            kept.insert(resp.answer[1].to_string());
+        }
+        assert!(kept.contains("www.example.org. 60 IN A 10.0.0.2"), "{kept:?}");
+        // A TXT reply is not reordered by weight but is still limited, as in CoreDNS.
+        for resp in run(limited(Policy::Weighted(w)), Rcode::NOERROR, RecordType::TXT, 3) {
+            assert_eq!(lines(&resp.answer), ["www.example.org. 60 IN A 10.0.0.1", "www.example.org. 60 IN A 10.0.0.2"]);
+        }
+
+        let policy = || Policy::RoundRobin { prefer: Box::new([]) };
+        for (rcode, qtype) in [(Rcode::NXDOMAIN, RecordType::A), (Rcode::NOERROR, RecordType::AXFR)] {
+            for resp in run(limited(policy()), rcode, qtype, 3) {
+                assert_eq!(resp.answer.len(), 4, "{rcode} {qtype}");
+            }
+        }
+    }
+
+    /// The limit applies after `prefer`, so the preferred addresses are the ones kept.
+    #[test]
+    fn limit_answers_keeps_preferred_addresses() {
+        let prefer = [Cidr::parse("fd00::/8").unwrap()].into();
+        let lb = LoadBalance { policy: Policy::RoundRobin { prefer }, limit_answers: NonZeroUsize::new(2) };
+        for resp in run(lb, Rcode::NOERROR, RecordType::A, 50) {
+            assert_eq!(
+                lines(&resp.answer),
+                ["example.org. 60 IN CNAME www.example.org.", "www.example.org. 60 IN AAAA fd00::1"]
+            );
         }
     }
 

@@ -3,16 +3,20 @@
 //! ~~~ txt
 //! loadbalance [round_robin] {
 //!     prefer CIDR...
+//!     limit_answers NUM
 //! }
 //! loadbalance weighted WEIGHTFILE {
 //!     reload DURATION
+//!     limit_answers NUM
 //! }
 //! ~~~
 //!
 //! `prefer` may be repeated (its networks add up, in order). `reload` defaults to 30s; `0s`
 //! reads the file once. A relative WEIGHTFILE is relative to the working directory, CoreDNS's
-//! rule when no `root` plugin is configured (clusterdns has none).
+//! rule when no `root` plugin is configured (clusterdns has none). `limit_answers` (1 or more,
+//! at most once) keeps the first NUM records of the answer section once it is balanced.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +30,14 @@ use crate::plugin::setup::{DynConfig, ParseCtx, PluginConfig, SetupCtx};
 const DEFAULT_RELOAD: Duration = Duration::from_secs(30);
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Config {
+pub struct Config {
+    pub policy: PolicyConfig,
+    /// `limit_answers`: how many answer records a balanced reply keeps; `None` keeps them all.
+    pub limit_answers: Option<NonZeroUsize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyConfig {
     RoundRobin {
         prefer: Vec<Cidr>,
     },
@@ -49,52 +60,63 @@ pub fn parse(dirs: &[Directive], _ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfi
             return Err(args.error(t, format!("unknown policy '{}': expected round_robin or weighted", t.text)));
         }
     };
-    if !weighted {
-        args.finish()?;
-        let mut prefer = Vec::new();
-        for line in args.block() {
-            let mut p = args.property(line);
-            p.no_block()?;
-            match line.name.text.as_str() {
-                "prefer" => {
-                    p.required("a network such as 10.0.0.0/8")?;
-                    for t in &line.args {
-                        let cidr = Cidr::parse(&t.text).ok_or_else(|| {
-                            p.error(t, format!("invalid network '{}': expected ADDRESS/PREFIX", t.text))
-                        })?;
-                        prefer.push(cidr);
-                    }
-                }
-                "reload" => return Err(p.error(&line.name, "reload applies to the weighted policy only")),
-                _ => return Err(p.unknown_property()),
-            }
+    let mut policy = match weighted {
+        false => PolicyConfig::RoundRobin { prefer: Vec::new() },
+        true => {
+            let file = args.required("a weight file")?;
+            PolicyConfig::Weighted { file: PathBuf::from(&file.text), reload: DEFAULT_RELOAD, pos: file.pos.clone() }
         }
-        return Ok(Box::new(Config::RoundRobin { prefer }));
-    }
-
-    let file = args.required("a weight file")?;
+    };
     args.finish()?;
-    let mut reload = DEFAULT_RELOAD;
+
+    let mut limit_answers = None;
     for line in args.block() {
         let mut p = args.property(line);
         p.no_block()?;
-        match line.name.text.as_str() {
-            "reload" => {
-                reload = p.duration("a reload interval")?;
+        match (line.name.text.as_str(), &mut policy) {
+            ("prefer", PolicyConfig::RoundRobin { prefer }) => {
+                p.required("a network such as 10.0.0.0/8")?;
+                for t in &line.args {
+                    let cidr = Cidr::parse(&t.text)
+                        .ok_or_else(|| p.error(t, format!("invalid network '{}': expected ADDRESS/PREFIX", t.text)))?;
+                    prefer.push(cidr);
+                }
+            }
+            ("prefer", PolicyConfig::Weighted { .. }) => {
+                return Err(p.error(&line.name, "prefer applies to the round_robin policy only"));
+            }
+            ("reload", PolicyConfig::Weighted { reload, .. }) => {
+                *reload = p.duration("a reload interval")?;
                 p.finish()?;
             }
-            "prefer" => return Err(p.error(&line.name, "prefer applies to the round_robin policy only")),
+            ("reload", PolicyConfig::RoundRobin { .. }) => {
+                return Err(p.error(&line.name, "reload applies to the weighted policy only"));
+            }
+            ("limit_answers", _) => {
+                if limit_answers.is_some() {
+                    return Err(p.error(&line.name, "limit_answers is given twice"));
+                }
+                let t = p.required("a number of answer records")?;
+                let n = t.text.parse::<NonZeroUsize>().map_err(|_| {
+                    p.error(
+                        t,
+                        format!("limit_answers: expected a number of answer records, 1 or more, got '{}'", t.text),
+                    )
+                })?;
+                p.finish()?;
+                limit_answers = Some(n);
+            }
             _ => return Err(p.unknown_property()),
         }
     }
-    Ok(Box::new(Config::Weighted { file: PathBuf::from(&file.text), reload, pos: file.pos.clone() }))
+    Ok(Box::new(Config { policy, limit_answers }))
 }
 
 impl PluginConfig for Config {
     fn build(&self, ctx: &mut SetupCtx<'_>) -> Result<Option<Arc<dyn DynPlugin>>, Error> {
-        let policy = match self {
-            Config::RoundRobin { prefer } => Policy::RoundRobin { prefer: prefer.clone().into() },
-            Config::Weighted { file, reload, pos } => {
+        let policy = match &self.policy {
+            PolicyConfig::RoundRobin { prefer } => Policy::RoundRobin { prefer: prefer.clone().into() },
+            PolicyConfig::Weighted { file, reload, pos } => {
                 let weights = Arc::new(Weights::new(file.clone()));
                 match std::fs::read(file) {
                     Ok(bytes) => {
@@ -115,7 +137,7 @@ impl PluginConfig for Config {
                 Policy::Weighted(weights)
             }
         };
-        Ok(Some(Arc::new(LoadBalance { policy })))
+        Ok(Some(Arc::new(LoadBalance { policy, limit_answers: self.limit_answers })))
     }
 }
 
@@ -127,33 +149,48 @@ mod tests {
     fn lb(body: &str) -> Result<Config, Error> {
         let c = parse_str("Corefile", &format!(". {{\n{body}\n}}"), &|_| None).unwrap();
         let cfg = parse(&c.blocks[0].directives, &ParseCtx { zones: &[] })?;
-        Ok(match cfg.as_any().downcast_ref::<Config>().unwrap() {
-            Config::RoundRobin { prefer } => Config::RoundRobin { prefer: prefer.clone() },
-            Config::Weighted { file, reload, pos } => {
-                Config::Weighted { file: file.clone(), reload: *reload, pos: pos.clone() }
-            }
-        })
+        let cfg = cfg.as_any().downcast_ref::<Config>().unwrap();
+        Ok(Config { policy: cfg.policy.clone(), limit_answers: cfg.limit_answers })
+    }
+
+    fn round_robin(prefer: Vec<Cidr>) -> Config {
+        Config { policy: PolicyConfig::RoundRobin { prefer }, limit_answers: None }
     }
 
     #[test]
     fn policies_and_options() {
-        assert_eq!(lb("loadbalance").unwrap(), Config::RoundRobin { prefer: vec![] });
-        assert_eq!(lb("loadbalance round_robin").unwrap(), Config::RoundRobin { prefer: vec![] });
+        assert_eq!(lb("loadbalance").unwrap(), round_robin(vec![]));
+        assert_eq!(lb("loadbalance round_robin").unwrap(), round_robin(vec![]));
         let c = lb("loadbalance {\n prefer 10.0.0.0/8 fd00::/8\n prefer 192.168.0.0/16\n}").unwrap();
         let want: Vec<Cidr> =
             ["10.0.0.0/8", "fd00::/8", "192.168.0.0/16"].iter().map(|c| Cidr::parse(c).unwrap()).collect();
-        assert_eq!(c, Config::RoundRobin { prefer: want });
-        let Config::Weighted { file, reload, pos } = lb("loadbalance weighted db.weights").unwrap() else {
+        assert_eq!(c, round_robin(want));
+        let PolicyConfig::Weighted { file, reload, pos } = lb("loadbalance weighted db.weights").unwrap().policy else {
             panic!("weighted")
         };
         assert_eq!(
             (file, reload, pos.to_string()),
             (PathBuf::from("db.weights"), DEFAULT_RELOAD, "Corefile:2:22".into())
         );
-        let Config::Weighted { reload, .. } = lb("loadbalance weighted w {\n reload 0s\n}").unwrap() else {
+        let PolicyConfig::Weighted { reload, .. } = lb("loadbalance weighted w {\n reload 0s\n}").unwrap().policy
+        else {
             panic!("weighted")
         };
         assert_eq!(reload, Duration::ZERO);
+    }
+
+    /// CoreDNS's README gives `limit_answers` to both policies, beside their own options.
+    #[test]
+    fn limit_answers_goes_with_either_policy() {
+        let five = NonZeroUsize::new(5);
+        let c = lb("loadbalance round_robin {\n limit_answers 5\n prefer 10.0.0.0/8\n}").unwrap();
+        assert_eq!(c.limit_answers, five);
+        assert_eq!(c.policy, PolicyConfig::RoundRobin { prefer: vec![Cidr::parse("10.0.0.0/8").unwrap()] });
+        assert_eq!(lb("loadbalance {\n limit_answers 1\n}").unwrap().limit_answers, NonZeroUsize::new(1));
+        let c = lb("loadbalance weighted w {\n reload 10s\n limit_answers 5\n}").unwrap();
+        assert_eq!(c.limit_answers, five);
+        assert!(matches!(c.policy, PolicyConfig::Weighted { reload, .. } if reload == Duration::from_secs(10)));
+        assert_eq!(lb("loadbalance weighted w").unwrap().limit_answers, None);
     }
 
     #[test]
@@ -176,7 +213,28 @@ mod tests {
                 "Corefile:3:20: loadbalance: invalid network '10.0.0.1': expected ADDRESS/PREFIX",
             ),
             ("loadbalance {\n reload 10s\n}", "Corefile:3:2: loadbalance: reload applies to the weighted policy only"),
-            ("loadbalance {\n limit_answers 5\n}", "Corefile:3:2: loadbalance: unknown property 'limit_answers'"),
+            (
+                "loadbalance {\n limit_answers\n}",
+                "Corefile:3:15: loadbalance: limit_answers: expected a number of answer records",
+            ),
+            (
+                "loadbalance {\n limit_answers 0\n}",
+                "Corefile:3:16: loadbalance: limit_answers: expected a number of answer records, 1 or more, got '0'",
+            ),
+            (
+                "loadbalance weighted w {\n limit_answers -1\n}",
+                "Corefile:3:16: loadbalance: limit_answers: expected a number of answer records, 1 or more, got '-1'",
+            ),
+            (
+                "loadbalance {\n limit_answers five\n}",
+                "Corefile:3:16: loadbalance: limit_answers: expected a number of answer records, 1 or more, got 'five'",
+            ),
+            ("loadbalance {\n limit_answers 5 6\n}", "Corefile:3:18: loadbalance: unexpected argument '6'"),
+            (
+                "loadbalance {\n limit_answers 5\n limit_answers 6\n}",
+                "Corefile:4:2: loadbalance: limit_answers is given twice",
+            ),
+            ("loadbalance {\n limit_answers 5 {\n }\n}", "Corefile:3:18: loadbalance: limit_answers: takes no block"),
             (
                 "loadbalance weighted w {\n prefer 10.0.0.0/8\n}",
                 "Corefile:3:2: loadbalance: prefer applies to the round_robin policy only",

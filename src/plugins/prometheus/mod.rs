@@ -1,5 +1,6 @@
-//! *prometheus*: serves the process's metrics on `/metrics` and, as a link of the chain, counts
-//! every query the plugins after it answer, as CoreDNS's `vars.Report` does.
+//! *prometheus*: serves the process's metrics on `/metrics` (over HTTPS with `tls`, see
+//! `webconfig.rs`) and, as a link of the chain, counts every query the plugins after it answer,
+//! as CoreDNS's `vars.Report` does.
 //!
 //! Recording is shaped for the hot path. At build, the plugin makes one [`ZoneRecorder`] per
 //! (listen address, zone) of its server block, indexed by the query's [`Route`](crate::dns::Route),
@@ -15,6 +16,7 @@ use crate::plugin::{Next, Plugin, ServeError};
 use crate::server::http::{HttpHandler, HttpRequest, HttpResponse};
 
 mod setup;
+mod webconfig;
 pub use setup::parse;
 
 pub const NAME: &str = "prometheus";
