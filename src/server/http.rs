@@ -63,8 +63,12 @@ impl HttpAddr {
 }
 
 impl HttpAddr {
-    /// The address argument `tok` of `plugin`'s directive, or an error at it.
-    pub fn from_arg(args: &crate::corefile::Args<'_>, tok: &crate::corefile::Token) -> Result<HttpAddr, Error> {
+    /// The directive's optional address argument (`health [ADDRESS]`), or `default`; an invalid
+    /// address is an error at its token.
+    pub fn optional_arg(args: &mut crate::corefile::Args<'_>, default: &str) -> Result<HttpAddr, Error> {
+        let Some(tok) = args.next_arg() else {
+            return Ok(HttpAddr::parse(default).expect("a valid default address"));
+        };
         HttpAddr::parse(&tok.text)
             .ok_or_else(|| args.error(tok, format!("invalid address '{}': expected HOST:PORT, e.g. :8080", tok.text)))
     }

@@ -28,10 +28,7 @@ pub struct Config {
 pub fn parse(dirs: &[Directive], _ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfig>, Error> {
     let dir = once(NAME, dirs)?;
     let mut args = Args::new(NAME, dir);
-    let addr = match args.next_arg() {
-        Some(t) => HttpAddr::from_arg(&args, t)?,
-        None => HttpAddr::parse(DEFAULT_ADDR).expect("a valid default"),
-    };
+    let addr = HttpAddr::optional_arg(&mut args, DEFAULT_ADDR)?;
     args.finish()?;
     let mut lameduck = Duration::ZERO;
     for line in args.block() {

@@ -12,7 +12,7 @@
 //! naming it (see the README for how that relates to CoreDNS). ZONES default to the server
 //! block's zones. Once per server block. Each property at most once.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ pub fn parse(dirs: &[Directive], ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfig
     let dir = once(NAME, dirs)?;
     let mut args = Args::new(NAME, dir);
     let (path, path_pos) = match args.next_arg() {
-        Some(file) => (resolve(&file.pos, &file.text), file.pos.clone()),
+        Some(file) => (file.pos.resolve_path(&file.text), file.pos.clone()),
         None => (PathBuf::from(DEFAULT_FILE), dir.name.pos.clone()),
     };
     let zones = args.zones()?;
@@ -116,18 +116,6 @@ fn inline_entry(prop: &mut Args<'_>, line: &Directive) -> Result<Line, Error> {
         entry.names.push(name.to_lowercase());
     }
     Ok(entry)
-}
-
-/// A relative FILE is read from the directory of the Corefile (or imported file) naming it.
-fn resolve(pos: &Pos, file: &str) -> PathBuf {
-    let path = Path::new(file);
-    if path.is_absolute() {
-        return path.to_path_buf();
-    }
-    match Path::new(&*pos.file).parent() {
-        Some(dir) => dir.join(path),
-        None => path.to_path_buf(),
-    }
 }
 
 impl PluginConfig for Config {
@@ -202,7 +190,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = config("example.org example.net {\n    hosts\n}\n").unwrap();
-        assert_eq!(c.path, Path::new("/etc/hosts"));
+        assert_eq!(c.path, std::path::Path::new("/etc/hosts"));
         assert_eq!(names(&c.origins), ["example.org.", "example.net."]);
         assert_eq!((c.ttl, c.reload, c.reverse), (3600, Duration::from_secs(5), true));
         assert!(!c.fall.is_set());
@@ -217,7 +205,7 @@ mod tests {
              fallthrough example.org\n        ::1 late.example.org\n    }\n}\n",
         )
         .unwrap();
-        assert_eq!(c.path, Path::new("/etc/coredns/custom.hosts"));
+        assert_eq!(c.path, std::path::Path::new("/etc/coredns/custom.hosts"));
         assert_eq!(names(&c.origins), ["example.org.", "10.in-addr.arpa."]);
         assert_eq!((c.ttl, c.reload, c.reverse), (60, Duration::from_secs(90), false));
         assert!(c.fall.through(&Name::parse("x.example.org").unwrap()));
@@ -229,7 +217,7 @@ mod tests {
     #[test]
     fn reload_zero_and_absolute_paths() {
         let c = config(". {\n    hosts /srv/hosts {\n        reload 0\n    }\n}\n").unwrap();
-        assert_eq!(c.path, Path::new("/srv/hosts"));
+        assert_eq!(c.path, std::path::Path::new("/srv/hosts"));
         assert_eq!(c.reload, Duration::ZERO);
     }
 

@@ -38,12 +38,14 @@ use weighted::Weights;
 pub const NAME: &str = "loadbalance";
 
 enum Policy {
-    RoundRobin { prefer: Box<[Cidr]> },
+    RoundRobin,
     Weighted(Arc<Weights>),
 }
 
 pub struct LoadBalance {
     policy: Policy,
+    /// Networks whose addresses go first, after the policy has ordered them (`prefer`).
+    prefer: Box<[Cidr]>,
     /// How many answer records a balanced reply keeps (`limit_answers`); `None` keeps all.
     limit_answers: Option<NonZeroUsize>,
 }
@@ -69,13 +71,9 @@ impl Plugin for LoadBalance {
 impl LoadBalance {
     fn balance(&self, qtype: RecordType, resp: &mut Response, rng: &mut fastrand::Rng) {
         match &self.policy {
-            Policy::RoundRobin { prefer } => {
+            Policy::RoundRobin => {
                 for section in [&mut resp.answer, &mut resp.authority, &mut resp.additional] {
                     round_robin(section, rng);
-                }
-                if !prefer.is_empty() {
-                    prefer_networks(&mut resp.answer, prefer);
-                    prefer_networks(&mut resp.additional, prefer);
                 }
             }
             Policy::Weighted(w) => {
@@ -84,6 +82,11 @@ impl LoadBalance {
                     w.balance(&mut resp.additional, rng);
                 }
             }
+        }
+        // As in CoreDNS, preferred networks reorder whatever the policy chose.
+        if !self.prefer.is_empty() {
+            prefer_networks(&mut resp.answer, &self.prefer);
+            prefer_networks(&mut resp.additional, &self.prefer);
         }
     }
 }
@@ -244,7 +247,7 @@ mod tests {
 
     fn round_robin_plugin(prefer: &[&str]) -> LoadBalance {
         let prefer = prefer.iter().map(|c| Cidr::parse(c).unwrap()).collect();
-        LoadBalance { policy: Policy::RoundRobin { prefer }, limit_answers: None }
+        LoadBalance { policy: Policy::RoundRobin, prefer, limit_answers: None }
     }
 
     fn run(lb: LoadBalance, rcode: Rcode, qtype: RecordType, n: usize) -> Vec<Response> {
@@ -363,7 +366,7 @@ mod tests {
     fn weighted_balances_address_queries_only() {
         let w = Arc::new(Weights::new("w".into()));
         w.update(b"www.example.org.\n10.0.0.2 255\n".to_vec()).unwrap();
-        let lb = || LoadBalance { policy: Policy::Weighted(w.clone()), limit_answers: None };
+        let lb = || LoadBalance { policy: Policy::Weighted(w.clone()), prefer: Box::new([]), limit_answers: None };
         let mut firsts = HashSet::new();
         for resp in run(lb(), Rcode::NOERROR, RecordType::A, 50) {
             let answer = lines(&resp.answer);
@@ -384,9 +387,9 @@ mod tests {
     /// other sections and replies that are not balanced keep everything.
     #[test]
     fn limit_answers_keeps_the_first_records_after_balancing() {
-        let limited = |policy| LoadBalance { policy, limit_answers: NonZeroUsize::new(2) };
+        let limited = |policy| LoadBalance { policy, prefer: Box::new([]), limit_answers: NonZeroUsize::new(2) };
         let mut kept = HashSet::new();
-        for resp in run(limited(Policy::RoundRobin { prefer: Box::new([]) }), Rcode::NOERROR, RecordType::A, 200) {
+        for resp in run(limited(Policy::RoundRobin), Rcode::NOERROR, RecordType::A, 200) {
             let answer = lines(&resp.answer);
             assert_eq!(answer.len(), 2, "{answer:?}");
             assert_eq!(answer[0], "example.org. 60 IN CNAME www.example.org.");
@@ -409,7 +412,7 @@ mod tests {
             assert_eq!(lines(&resp.answer), ["www.example.org. 60 IN A 10.0.0.1", "www.example.org. 60 IN A 10.0.0.2"]);
         }
 
-        let policy = || Policy::RoundRobin { prefer: Box::new([]) };
+        let policy = || Policy::RoundRobin;
         for (rcode, qtype) in [(Rcode::NXDOMAIN, RecordType::A), (Rcode::NOERROR, RecordType::AXFR)] {
             for resp in run(limited(policy()), rcode, qtype, 3) {
                 assert_eq!(resp.answer.len(), 4, "{rcode} {qtype}");
@@ -421,7 +424,7 @@ mod tests {
     #[test]
     fn limit_answers_keeps_preferred_addresses() {
         let prefer = [Cidr::parse("fd00::/8").unwrap()].into();
-        let lb = LoadBalance { policy: Policy::RoundRobin { prefer }, limit_answers: NonZeroUsize::new(2) };
+        let lb = LoadBalance { policy: Policy::RoundRobin, prefer, limit_answers: NonZeroUsize::new(2) };
         for resp in run(lb, Rcode::NOERROR, RecordType::A, 50) {
             assert_eq!(
                 lines(&resp.answer),

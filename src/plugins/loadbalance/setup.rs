@@ -32,15 +32,15 @@ const DEFAULT_RELOAD: Duration = Duration::from_secs(30);
 #[derive(Debug, PartialEq, Eq)]
 pub struct Config {
     pub policy: PolicyConfig,
+    /// `prefer` networks, in order (the lines add up).
+    pub prefer: Vec<Cidr>,
     /// `limit_answers`: how many answer records a balanced reply keeps; `None` keeps them all.
     pub limit_answers: Option<NonZeroUsize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PolicyConfig {
-    RoundRobin {
-        prefer: Vec<Cidr>,
-    },
+    RoundRobin,
     Weighted {
         file: PathBuf,
         reload: Duration,
@@ -61,20 +61,25 @@ pub fn parse(dirs: &[Directive], _ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfi
         }
     };
     let mut policy = match weighted {
-        false => PolicyConfig::RoundRobin { prefer: Vec::new() },
+        false => PolicyConfig::RoundRobin,
         true => {
             let file = args.required("a weight file")?;
-            PolicyConfig::Weighted { file: PathBuf::from(&file.text), reload: DEFAULT_RELOAD, pos: file.pos.clone() }
+            PolicyConfig::Weighted {
+                file: file.pos.resolve_path(&file.text),
+                reload: DEFAULT_RELOAD,
+                pos: file.pos.clone(),
+            }
         }
     };
     args.finish()?;
 
     let mut limit_answers = None;
+    let mut prefer = Vec::new();
     for line in args.block() {
         let mut p = args.property(line);
         p.no_block()?;
         match (line.name.text.as_str(), &mut policy) {
-            ("prefer", PolicyConfig::RoundRobin { prefer }) => {
+            ("prefer", _) => {
                 p.required("a network such as 10.0.0.0/8")?;
                 for t in &line.args {
                     let cidr = Cidr::parse(&t.text)
@@ -82,14 +87,11 @@ pub fn parse(dirs: &[Directive], _ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfi
                     prefer.push(cidr);
                 }
             }
-            ("prefer", PolicyConfig::Weighted { .. }) => {
-                return Err(p.error(&line.name, "prefer applies to the round_robin policy only"));
-            }
             ("reload", PolicyConfig::Weighted { reload, .. }) => {
                 *reload = p.duration("a reload interval")?;
                 p.finish()?;
             }
-            ("reload", PolicyConfig::RoundRobin { .. }) => {
+            ("reload", PolicyConfig::RoundRobin) => {
                 return Err(p.error(&line.name, "reload applies to the weighted policy only"));
             }
             ("limit_answers", _) => {
@@ -109,13 +111,13 @@ pub fn parse(dirs: &[Directive], _ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfi
             _ => return Err(p.unknown_property()),
         }
     }
-    Ok(Box::new(Config { policy, limit_answers }))
+    Ok(Box::new(Config { policy, prefer, limit_answers }))
 }
 
 impl PluginConfig for Config {
     fn build(&self, ctx: &mut SetupCtx<'_>) -> Result<Option<Arc<dyn DynPlugin>>, Error> {
         let policy = match &self.policy {
-            PolicyConfig::RoundRobin { prefer } => Policy::RoundRobin { prefer: prefer.clone().into() },
+            PolicyConfig::RoundRobin => Policy::RoundRobin,
             PolicyConfig::Weighted { file, reload, pos } => {
                 let weights = Arc::new(Weights::new(file.clone()));
                 match std::fs::read(file) {
@@ -137,7 +139,8 @@ impl PluginConfig for Config {
                 Policy::Weighted(weights)
             }
         };
-        Ok(Some(Arc::new(LoadBalance { policy, limit_answers: self.limit_answers })))
+        let prefer = self.prefer.clone().into();
+        Ok(Some(Arc::new(LoadBalance { policy, prefer, limit_answers: self.limit_answers })))
     }
 }
 
@@ -150,11 +153,11 @@ mod tests {
         let c = parse_str("Corefile", &format!(". {{\n{body}\n}}"), &|_| None).unwrap();
         let cfg = parse(&c.blocks[0].directives, &ParseCtx { zones: &[] })?;
         let cfg = cfg.as_any().downcast_ref::<Config>().unwrap();
-        Ok(Config { policy: cfg.policy.clone(), limit_answers: cfg.limit_answers })
+        Ok(Config { policy: cfg.policy.clone(), prefer: cfg.prefer.clone(), limit_answers: cfg.limit_answers })
     }
 
     fn round_robin(prefer: Vec<Cidr>) -> Config {
-        Config { policy: PolicyConfig::RoundRobin { prefer }, limit_answers: None }
+        Config { policy: PolicyConfig::RoundRobin, prefer, limit_answers: None }
     }
 
     #[test]
@@ -172,6 +175,9 @@ mod tests {
             (file, reload, pos.to_string()),
             (PathBuf::from("db.weights"), DEFAULT_RELOAD, "Corefile:2:22".into())
         );
+        // As in current CoreDNS, prefer reorders after either policy.
+        let c = lb("loadbalance weighted w {\n prefer 10.0.0.0/8\n}").unwrap();
+        assert_eq!(c.prefer, vec![Cidr::parse("10.0.0.0/8").unwrap()]);
         let PolicyConfig::Weighted { reload, .. } = lb("loadbalance weighted w {\n reload 0s\n}").unwrap().policy
         else {
             panic!("weighted")
@@ -185,7 +191,8 @@ mod tests {
         let five = NonZeroUsize::new(5);
         let c = lb("loadbalance round_robin {\n limit_answers 5\n prefer 10.0.0.0/8\n}").unwrap();
         assert_eq!(c.limit_answers, five);
-        assert_eq!(c.policy, PolicyConfig::RoundRobin { prefer: vec![Cidr::parse("10.0.0.0/8").unwrap()] });
+        assert_eq!(c.policy, PolicyConfig::RoundRobin);
+        assert_eq!(c.prefer, vec![Cidr::parse("10.0.0.0/8").unwrap()]);
         assert_eq!(lb("loadbalance {\n limit_answers 1\n}").unwrap().limit_answers, NonZeroUsize::new(1));
         let c = lb("loadbalance weighted w {\n reload 10s\n limit_answers 5\n}").unwrap();
         assert_eq!(c.limit_answers, five);
@@ -235,10 +242,6 @@ mod tests {
                 "Corefile:4:2: loadbalance: limit_answers is given twice",
             ),
             ("loadbalance {\n limit_answers 5 {\n }\n}", "Corefile:3:18: loadbalance: limit_answers: takes no block"),
-            (
-                "loadbalance weighted w {\n prefer 10.0.0.0/8\n}",
-                "Corefile:3:2: loadbalance: prefer applies to the round_robin policy only",
-            ),
             ("loadbalance weighted w {\n reload\n}", "Corefile:3:8: loadbalance: reload: expected a reload interval"),
             ("loadbalance weighted w {\n reload 1s 2s\n}", "Corefile:3:12: loadbalance: unexpected argument '2s'"),
             ("loadbalance weighted w {\n bogus\n}", "Corefile:3:2: loadbalance: unknown property 'bogus'"),
