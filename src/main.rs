@@ -56,12 +56,12 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        if let Some(pidfile) = &cli.pidfile {
-            if let Err(e) = std::fs::write(pidfile, format!("{}\n", std::process::id())) {
-                eprintln!("cannot write pidfile {}: {e}", pidfile.display());
-                server.shutdown().await;
-                return ExitCode::FAILURE;
-            }
+        if let Some(pidfile) = &cli.pidfile
+            && let Err(e) = std::fs::write(pidfile, format!("{}\n", std::process::id()))
+        {
+            eprintln!("cannot write pidfile {}: {e}", pidfile.display());
+            server.shutdown().await;
+            return ExitCode::FAILURE;
         }
         let result = server.run_until_signal().await;
         if let Some(pidfile) = &cli.pidfile {

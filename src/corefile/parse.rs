@@ -212,11 +212,11 @@ impl Parser<'_> {
                 return Err(Error::syntax(&t.pos, "unexpected '{': expected server block keys (zones) first"));
             }
             let keys = self.keys()?;
-            if let [only] = keys.as_slice() {
-                if let Some(name) = only.text.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
-                    self.snippet(name.to_string(), only.pos.clone())?;
-                    continue;
-                }
+            if let [only] = keys.as_slice()
+                && let Some(name) = only.text.strip_prefix('(').and_then(|s| s.strip_suffix(')'))
+            {
+                self.snippet(name.to_string(), only.pos.clone())?;
+                continue;
             }
             let directives = match self.peek() {
                 Some(t) if t.is_open() => {

@@ -141,10 +141,10 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, Rejected> {
         }
         pos = next;
     }
-    if let Some(e) = edns {
-        if e.version != 0 {
-            return reply(Rcode::BADVERS, Some(question), edns);
-        }
+    if let Some(e) = edns
+        && e.version != 0
+    {
+        return reply(Rcode::BADVERS, Some(question), edns);
     }
     Ok(Query { id, flags, question, edns, len: msg.len() })
 }

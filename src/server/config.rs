@@ -146,14 +146,14 @@ fn check_overlaps(blocks: &[(BlockPlan, Vec<(&crate::corefile::Token, PlannedKey
                         ));
                         continue;
                     }
-                    if let Some((other_bind, first)) = unbound.get(&slot) {
-                        if bind.is_none() || other_bind.is_none() {
-                            errors.push(Error::syntax(
+                    if let Some((other_bind, first)) = unbound.get(&slot)
+                        && (bind.is_none() || other_bind.is_none())
+                    {
+                        errors.push(Error::syntax(
                                 &tok.pos,
                                 format!("{here} overlaps the server block at {first}: a block without 'bind' listens on every address"),
                             ));
-                            continue;
-                        }
+                        continue;
                     }
                     seen.insert((slot.clone(), bind.clone()), tok.pos.clone());
                     unbound.entry(slot).or_insert((bind.clone(), tok.pos.clone()));

@@ -51,10 +51,10 @@ impl PartialEq for Consolidate {
 pub fn parse(dirs: &[Directive], _ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfig>, Error> {
     let dir = once(NAME, dirs)?;
     let mut args = Args::new(NAME, dir);
-    if let Some(to) = args.next_arg() {
-        if to.text != "stdout" {
-            return Err(args.error(to, format!("invalid log file '{}': errors are written to stdout only", to.text)));
-        }
+    if let Some(to) = args.next_arg()
+        && to.text != "stdout"
+    {
+        return Err(args.error(to, format!("invalid log file '{}': errors are written to stdout only", to.text)));
     }
     args.finish()?;
     let mut cfg = Config { stacktrace: false, consolidate: Vec::new() };
