@@ -39,10 +39,25 @@ const LATER_FAMILIES: &[&str] = &[
     "coredns_kubernetes_", // kubernetes plugin
 ];
 
+/// The compatibility data: copies of the project's `shared/compat/` (see its README there and
+/// in `tests/data/compat/`).
 fn compat_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/compat");
-    assert!(dir.is_dir(), "{} not found: the compatibility data lives in shared/ beside the repository", dir.display());
-    dir
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/compat")
+}
+
+/// The copies must not drift from `shared/compat/`, where it is beside the repository (on
+/// developers' machines; a clean clone elsewhere has only the copies).
+#[test]
+fn compat_data_matches_shared_compat() {
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/compat");
+    if !shared.is_dir() {
+        return;
+    }
+    for file in ["coredns-metrics-used.tsv", "coredns-1.14-metrics.tsv", "rules/coredns-mixin-alerts.yaml"] {
+        let copy = std::fs::read(compat_dir().join(file)).unwrap();
+        let original = std::fs::read(shared.join(file)).unwrap();
+        assert!(copy == original, "tests/data/compat/{file} differs from shared/compat/{file}: copy it again");
+    }
 }
 
 /// A sample of a text exposition.
