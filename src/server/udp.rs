@@ -30,8 +30,6 @@ use crate::dns::Proto;
 const BATCH: usize = 64;
 /// The largest query read; a longer datagram is truncated by the kernel and dropped.
 const MAX_QUERY: usize = 4096;
-/// How long a blocked worker waits before checking whether it should stop.
-const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// Opens a UDP socket for a worker on `addr`. The unspecified IPv6 address also takes IPv4.
 pub fn socket(addr: SocketAddr) -> io::Result<Socket> {
@@ -41,7 +39,6 @@ pub fn socket(addr: SocketAddr) -> io::Result<Socket> {
     }
     s.set_reuse_port(true)?;
     s.set_reuse_address(true)?;
-    s.set_read_timeout(Some(STOP_POLL))?;
     // A larger receive queue absorbs bursts; the kernel caps it at net.core.rmem_max.
     let _ = s.set_recv_buffer_size(4 << 20);
     s.bind(&addr.into())?;
@@ -51,6 +48,8 @@ pub fn socket(addr: SocketAddr) -> io::Result<Socket> {
 /// Running workers of one listener.
 pub struct Workers {
     stop: Arc<AtomicBool>,
+    /// The workers' sockets, to wake them from a blocked receive when stopping.
+    sockets: Vec<Arc<Socket>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -65,10 +64,11 @@ impl Workers {
         thread_count: Arc<AtomicUsize>,
     ) -> io::Result<Workers> {
         let stop = Arc::new(AtomicBool::new(false));
+        let sockets: Vec<Arc<Socket>> = sockets.into_iter().map(Arc::new).collect();
         let mut threads = Vec::new();
-        for (i, sock) in sockets.into_iter().enumerate() {
+        for (i, sock) in sockets.iter().enumerate() {
             let w = Worker {
-                sock: Arc::new(sock),
+                sock: sock.clone(),
                 local,
                 table: table.clone(),
                 stop: stop.clone(),
@@ -82,12 +82,21 @@ impl Workers {
                 count.fetch_sub(1, Ordering::Relaxed);
             })?);
         }
-        Ok(Workers { stop, threads })
+        Ok(Workers { stop, sockets, threads })
     }
 
     /// Asks the workers to stop after their current batch and waits for them.
+    ///
+    /// A worker blocks in `recvmmsg` without a timeout: a receive timeout would arm and cancel a
+    /// kernel timer on every blocking receive, which is every query at moderate load. Instead
+    /// `shutdown(SHUT_RD)` wakes it: Linux marks even an unconnected UDP socket shut and wakes
+    /// its sleepers (returning ENOTCONN to the caller), and the receive returns at once from
+    /// then on.
     pub fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Release);
+        for s in &self.sockets {
+            let _ = s.shutdown(std::net::Shutdown::Read);
+        }
         for t in self.threads {
             let _ = t.join();
         }
@@ -116,7 +125,7 @@ impl Worker {
         let _guard = self.rt.enter();
         let fd = self.sock.as_raw_fd();
         let mut batch = Batch::new();
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.load(Ordering::Acquire) {
             let n = match batch.rx.recv(fd) {
                 Ok(n) => n,
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => continue,
