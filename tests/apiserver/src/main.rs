@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use clusterdns_test_apiserver::TestApiServer;
+use clusterdns_test_apiserver::{Kind, TestApiServer};
 
 /// Serve Namespaces, Services, Pods and EndpointSlices from a file with the Kubernetes API's list,
 /// watch and discovery, over HTTPS with a generated CA and a bearer token, and write a kubeconfig.
@@ -65,13 +65,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(token) = args.token {
         builder = builder.token(token);
     }
+    // The objects are loaded before the kubeconfig is written: a client that starts as soon as
+    // the kubeconfig appears must find the whole cluster, not an empty one.
+    for file in &args.objects {
+        builder = builder.objects_file(file);
+    }
     let started = Instant::now();
     let api = builder.start().await?;
-    for file in &args.objects {
-        let summary = api.load_objects_file(file).await?;
-        let counts: Vec<String> = summary.counts.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
-        eprintln!("clusterdns-apiserver: loaded {} ({}) from {}", summary.total(), counts.join(", "), file.display());
-    }
+    let counts: Vec<String> = Kind::ALL.into_iter().map(|kind| format!("{} {kind:?}", api.count(kind))).collect();
+    eprintln!("clusterdns-apiserver: loaded {} from {} file(s)", counts.join(", "), args.objects.len());
     eprintln!(
         "clusterdns-apiserver: serving {} at resourceVersion {} (ready in {:.2?}); kubeconfig: {}",
         api.url(),
