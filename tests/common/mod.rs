@@ -158,7 +158,7 @@ pub fn query_tcp(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
 
 /// Sends raw bytes over UDP; the reply, or `None` if none came within `wait`.
 pub fn raw_udp_wait(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+    let s = UdpSocket::bind(if addr.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" }).expect("bind client");
     s.set_read_timeout(Some(wait)).unwrap();
     s.send_to(bytes, addr).expect("send");
     let mut buf = vec![0u8; 65535];
