@@ -168,25 +168,13 @@ impl Drop for HttpListener {
 /// A TCP listener on `sa`; the unspecified IPv6 address also accepts IPv4 where the system
 /// allows, and falls back to IPv4 where IPv6 is absent.
 fn bind_tcp(sa: SocketAddr) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let make = |sa: SocketAddr| -> std::io::Result<Socket> {
-        let s = Socket::new(Domain::for_address(sa), Type::STREAM, Some(Protocol::TCP))?;
-        if sa.is_ipv6() {
-            s.set_only_v6(false)?;
-        }
-        s.set_reuse_address(true)?;
-        s.set_nonblocking(true)?;
-        s.bind(&sa.into())?;
-        s.listen(1024)?;
-        Ok(s)
-    };
-    let socket = match make(sa) {
+    let listener = match super::tcp_listener(sa) {
         Err(e) if sa.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && is_no_ipv6(&e) => {
-            make(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), sa.port()))?
+            super::tcp_listener(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), sa.port()))?
         }
         other => other?,
     };
-    TcpListener::from_std(socket.into())
+    TcpListener::from_std(listener)
 }
 
 pub(crate) fn is_no_ipv6(e: &std::io::Error) -> bool {

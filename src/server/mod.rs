@@ -647,7 +647,9 @@ impl Server {
     }
 }
 
-fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// A non-blocking TCP listener on `addr` (dual-stack when it is an IPv6 address), for DNS over
+/// TCP and the HTTP endpoints alike.
+pub(crate) fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
