@@ -196,6 +196,14 @@ impl std::error::Error for ServeError {
     }
 }
 
+/// Told the size of every reply the server writes for a server block (registered at setup with
+/// [`setup::SetupCtx::observe_replies`]): the bytes that go on the wire, after truncation, which
+/// no plugin can know because the server encodes once the whole chain has returned. The
+/// prometheus plugin's `coredns_dns_response_size_bytes`.
+pub trait ReplyObserver: Send + Sync + 'static {
+    fn reply_written(&self, req: &Request, len: usize);
+}
+
 /// Implemented by plugins that report readiness to the `ready` plugin (registered at setup with
 /// [`setup::SetupCtx::report_readiness`]).
 pub trait Readiness: Send + Sync + 'static {

@@ -15,6 +15,7 @@
 //!
 //! Bytes after the last record are ignored.
 
+use super::edns::{Edns, EdnsOptions};
 use super::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
 use super::{Class, Name, Opcode, Rcode, RecordType};
 
@@ -30,16 +31,6 @@ pub mod flags {
 }
 
 pub const HEADER_LEN: usize = 12;
-
-/// The EDNS(0) parameters of a query's OPT record (RFC 6891 6.1.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Edns {
-    /// The requestor's UDP payload size as sent (values under 512 are treated as 512 when sizing).
-    pub udp_size: u16,
-    pub version: u8,
-    /// The DO bit (RFC 3225).
-    pub dnssec_ok: bool,
-}
 
 /// The question section's one entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +48,7 @@ pub struct Query {
     /// The header flags as received (RD, CD and AD are what a reply looks at).
     pub flags: u16,
     pub question: Question,
+    /// The OPT record whole, options included.
     pub edns: Option<Edns>,
     /// Size of the query in bytes.
     pub len: usize,
@@ -68,7 +60,8 @@ pub enum Rejected {
     /// Not worth any answer (too short for a header, or a response).
     Drop,
     /// Worth an error reply with this rcode; the question is echoed when it could be read.
-    Reply(ErrorReply),
+    /// Boxed: the rare path pays for its size, not every decode.
+    Reply(Box<ErrorReply>),
 }
 
 /// Everything needed to encode an error reply to a packet that could not be answered normally.
@@ -84,7 +77,7 @@ pub struct ErrorReply {
 
 /// Why a name could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum BadName {
+pub(super) enum BadName {
     Truncated,
     /// A compression pointer that does not point strictly backwards (loops, forward references).
     BadPointer,
@@ -106,7 +99,8 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, Rejected> {
     let opcode = Opcode(((flags >> 11) & 0xf) as u8);
     let count = |i: usize| u16::from_be_bytes([msg[4 + 2 * i], msg[5 + 2 * i]]) as usize;
     let (qdcount, ancount, nscount, arcount) = (count(0), count(1), count(2), count(3));
-    let reply = |rcode, question, edns| Err(Rejected::Reply(ErrorReply { id, opcode, flags, rcode, question, edns }));
+    let reply =
+        |rcode, question, edns| Err(Rejected::Reply(Box::new(ErrorReply { id, opcode, flags, rcode, question, edns })));
 
     if qdcount != 1 {
         let rcode = if opcode == Opcode::QUERY { Rcode::FORMERR } else { Rcode::NOTIMP };
@@ -134,14 +128,14 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, Rejected> {
         };
         if rtype == RecordType::OPT {
             match read_opt(msg, pos) {
-                Ok(opt) if edns.is_none() => edns = Some(opt),
+                Ok((opt, _)) if edns.is_none() => edns = Some(opt),
                 // RFC 6891 6.1.1: more than one OPT record is a FORMERR.
                 _ => return reply(Rcode::FORMERR, Some(question), edns),
             }
         }
         pos = next;
     }
-    if let Some(e) = edns
+    if let Some(e) = &edns
         && e.version != 0
     {
         return reply(Rcode::BADVERS, Some(question), edns);
@@ -149,7 +143,7 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, Rejected> {
     Ok(Query { id, flags, question, edns, len: msg.len() })
 }
 
-fn read_question(msg: &[u8], pos: usize) -> Result<(Question, usize), ()> {
+pub(super) fn read_question(msg: &[u8], pos: usize) -> Result<(Question, usize), ()> {
     let (name, pos) = read_name(msg, pos).map_err(|_| ())?;
     let fixed = msg.get(pos..pos + 4).ok_or(())?;
     let qtype = RecordType(u16::from_be_bytes([fixed[0], fixed[1]]));
@@ -158,7 +152,7 @@ fn read_question(msg: &[u8], pos: usize) -> Result<(Question, usize), ()> {
 }
 
 /// Skips one resource record, returning its type and the offset after it.
-fn skip_record(msg: &[u8], pos: usize) -> Result<(RecordType, usize), ()> {
+pub(super) fn skip_record(msg: &[u8], pos: usize) -> Result<(RecordType, usize), ()> {
     let pos = skip_name(msg, pos).map_err(|_| ())?;
     let fixed = msg.get(pos..pos + 10).ok_or(())?;
     let rtype = RecordType(u16::from_be_bytes([fixed[0], fixed[1]]));
@@ -170,27 +164,24 @@ fn skip_record(msg: &[u8], pos: usize) -> Result<(RecordType, usize), ()> {
     Ok((rtype, end))
 }
 
-/// Reads the OPT pseudo-record at `pos` (RFC 6891 6.1.2 and 6.1.3).
-fn read_opt(msg: &[u8], pos: usize) -> Result<Edns, ()> {
+/// Reads the OPT pseudo-record at `pos` (RFC 6891 6.1.2 and 6.1.3); also returns the high eight
+/// bits of the extended RCODE, which only a response uses.
+pub(super) fn read_opt(msg: &[u8], pos: usize) -> Result<(Edns, u8), ()> {
     // The owner must be the root name, uncompressed.
     if msg.get(pos) != Some(&0) {
         return Err(());
     }
     let fixed = msg.get(pos + 1..pos + 11).ok_or(())?;
     let udp_size = u16::from_be_bytes([fixed[2], fixed[3]]);
+    let ext_rcode = fixed[4];
     let version = fixed[5];
-    let dnssec_ok = fixed[6] & 0x80 != 0;
+    let flags = u16::from_be_bytes([fixed[6], fixed[7]]);
     let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
-    let mut opts = msg.get(pos + 11..pos + 11 + rdlen).ok_or(())?;
+    let rdata = msg.get(pos + 11..pos + 11 + rdlen).ok_or(())?;
     // Each option is code(2) length(2) data(length); they must tile RDATA exactly.
-    while !opts.is_empty() {
-        if opts.len() < 4 {
-            return Err(());
-        }
-        let len = u16::from_be_bytes([opts[2], opts[3]]) as usize;
-        opts = opts.get(4 + len..).ok_or(())?;
-    }
-    Ok(Edns { udp_size, version, dnssec_ok })
+    let options = EdnsOptions::from_wire(rdata).map_err(|_| ())?;
+    let edns = Edns { udp_size, version, dnssec_ok: flags & 0x8000 != 0, z: flags & 0x7fff, options };
+    Ok((edns, ext_rcode))
 }
 
 /// Reads a possibly compressed name starting at `pos`, returning it and the offset after it.
@@ -198,7 +189,7 @@ fn read_opt(msg: &[u8], pos: usize) -> Result<Edns, ()> {
 /// RFC 1035 4.1.4 allows a pointer only to "a prior occurance of the same name". Each pointer
 /// here must point strictly before the start of the label run it ends, so every jump moves
 /// backwards and decoding always terminates, whatever the packet says.
-fn read_name(msg: &[u8], start: usize) -> Result<(Name, usize), BadName> {
+pub(super) fn read_name(msg: &[u8], start: usize) -> Result<(Name, usize), BadName> {
     let mut wire = [0u8; MAX_NAME_LEN];
     let mut len = 0;
     let mut pos = start;
@@ -242,7 +233,7 @@ fn read_name(msg: &[u8], start: usize) -> Result<(Name, usize), BadName> {
 }
 
 /// Skips a possibly compressed name without building it (a name in a section we do not read).
-fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, BadName> {
+pub(super) fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, BadName> {
     let mut total = 0;
     loop {
         let b = *msg.get(pos).ok_or(BadName::Truncated)?;
@@ -292,7 +283,9 @@ mod tests {
     #[test]
     fn decodes_edns() {
         let q = decode_query(&query(1, "a.b", RecordType::AAAA, Some((1232, 0, true)))).unwrap();
-        assert_eq!(q.edns, Some(Edns { udp_size: 1232, version: 0, dnssec_ok: true }));
+        let e = q.edns.unwrap();
+        assert_eq!((e.udp_size, e.version, e.dnssec_ok, e.z), (1232, 0, true, 0));
+        assert!(e.options.is_empty());
     }
 
     #[test]
@@ -355,6 +348,22 @@ mod tests {
         m[11] = 2;
         m.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(rcode_of(decode_query(&m)), Some(Rcode::FORMERR));
+    }
+
+    #[test]
+    fn keeps_every_option_and_flag_bit() {
+        let mut m = query(1, "a", RecordType::A, Some((1232, 0, true)));
+        let opt = m.len() - 11;
+        m[opt + 8] = 0x01; // a Z bit
+        let options = b"\x00\x0a\x00\x08cookie!!\xfd\xe9\x00\x01x";
+        m[opt + 9..opt + 11].copy_from_slice(&(options.len() as u16).to_be_bytes());
+        m.extend_from_slice(options);
+        let e = decode_query(&m).unwrap().edns.unwrap();
+        assert!(e.dnssec_ok);
+        assert_eq!(e.z, 1);
+        assert_eq!(e.options.as_wire(), options);
+        assert_eq!(e.options.get(crate::dns::edns::code::COOKIE), Some(&b"cookie!!"[..]));
+        assert_eq!(e.options.get(65001), Some(&b"x"[..]));
     }
 
     #[test]

@@ -7,9 +7,10 @@
 
 use smallvec::SmallVec;
 
-use super::decode::{Edns, ErrorReply, Question, flags};
+use super::decode::{ErrorReply, Question, flags};
+use super::edns::{Edns, EdnsOptions};
 use super::name::wire_eq;
-use super::{Name, Opcode, RData, Rcode, Record, Request, Response};
+use super::{Name, Opcode, RData, Rcode, Record, RecordType, Request, Response};
 
 const OPT_LEN: usize = 11;
 
@@ -22,10 +23,17 @@ pub struct Encoded {
 }
 
 /// Encodes `resp` as the reply to `req` into `out`, which is cleared first.
+///
+/// The reply carries the question the client asked, in its spelling, whatever question the
+/// plugins asked on its behalf; answer records owned by that name point to it, so they too read
+/// in the client's case. An OPT record goes back when the query had one, with the response's
+/// options. An extended rcode (over 15) needs that OPT record; without it the client gets
+/// SERVFAIL, as the low four bits alone would name another rcode.
 pub fn encode_response(out: &mut Vec<u8>, req: &Request, resp: &Response) -> Encoded {
     let query = req.query();
-    let mut header_flags =
-        flags::QR | (query.flags & (0xf << 11 | flags::RD | flags::CD)) | resp.rcode.header_bits() as u16;
+    let edns = query.edns.as_ref();
+    let rcode = if resp.rcode.0 > 0xf && edns.is_none() { Rcode::SERVFAIL } else { resp.rcode };
+    let mut header_flags = flags::QR | (query.flags & (0xf << 11 | flags::RD | flags::CD)) | rcode.header_bits() as u16;
     if resp.authoritative {
         header_flags |= flags::AA;
     }
@@ -37,11 +45,16 @@ pub fn encode_response(out: &mut Vec<u8>, req: &Request, resp: &Response) -> Enc
     }
     let mut w = Writer::new(out, req.max_response_size());
     w.header(query.id, header_flags);
-    w.question(&query.question);
-    let opt = query.edns.map(|e| opt_for(e, resp.rcode));
-    if opt.is_some() {
-        w.limit -= OPT_LEN;
+    w.question(req.client_question());
+    let mut opt = edns.map(|e| opt_for(e, rcode, &resp.options));
+    if let Some(o) = &mut opt
+        && w.buf.len() + o.len() > w.limit
+    {
+        // Options that leave no room even for the question are not sent.
+        o.options = &[];
     }
+    let opt_len = opt.as_ref().map_or(0, Opt::len);
+    w.limit -= opt_len;
     let mut truncated = resp.truncated;
     let (an, an_all) = w.records(&resp.answer);
     let (ns, ns_all) = if an_all { w.records(&resp.authority) } else { (0, false) };
@@ -51,8 +64,8 @@ pub fn encode_response(out: &mut Vec<u8>, req: &Request, resp: &Response) -> Enc
     let (ar, _) = if an_all && ns_all { w.records(&resp.additional) } else { (0, true) };
     let mut ar = ar;
     if let Some(opt) = opt {
-        w.limit += OPT_LEN;
-        w.opt(opt);
+        w.limit += opt_len;
+        w.opt(&opt);
         ar += 1;
     }
     w.set_counts(1, an, ns, ar);
@@ -78,25 +91,56 @@ pub fn encode_error(out: &mut Vec<u8>, reply: &ErrorReply) -> Encoded {
     let mut ar = 0;
     // Only a QUERY gets an OPT back; RFC 6891 7 says a responder that does not understand
     // the opcode need not echo one.
-    if let (Some(e), true) = (reply.edns, reply.opcode == Opcode::QUERY) {
-        w.opt(opt_for(e, reply.rcode));
+    if let (Some(e), true) = (&reply.edns, reply.opcode == Opcode::QUERY) {
+        w.opt(&opt_for(e, reply.rcode, &EdnsOptions::new()));
         ar = 1;
     }
     w.set_counts(qd, 0, 0, ar);
     Encoded { len: w.buf.len(), truncated: false }
 }
 
-/// The reply's OPT fields: the client's payload size (at least 512) and DO bit mirrored, as
-/// CoreDNS does, version 0, and the high bits of an extended rcode.
-#[derive(Clone, Copy)]
-struct Opt {
+/// Encodes a query with `id`, header `flags` (only opcode, RD, AD and CD are kept), `question`
+/// and, when given, `edns` exactly as it is (payload size, flags, every option) into `out`,
+/// which is cleared first.
+pub fn encode_query(out: &mut Vec<u8>, id: u16, header_flags: u16, question: &Question, edns: Option<&Edns>) {
+    let header_flags = header_flags & (0xf << 11 | flags::RD | flags::AD | flags::CD);
+    let mut w = Writer::new(out, u16::MAX as usize);
+    w.header(id, header_flags);
+    w.question(question);
+    if let Some(e) = edns {
+        w.buf.push(0);
+        w.buf.extend_from_slice(&RecordType::OPT.0.to_be_bytes());
+        w.buf.extend_from_slice(&e.udp_size.to_be_bytes());
+        w.buf.extend_from_slice(&[0, e.version]);
+        w.buf.extend_from_slice(&e.flags().to_be_bytes());
+        w.buf.extend_from_slice(&(e.options.as_wire().len() as u16).to_be_bytes());
+        w.buf.extend_from_slice(e.options.as_wire());
+    }
+    w.set_counts(1, 0, 0, edns.is_some() as u16);
+}
+
+/// The reply's OPT record: the client's payload size (at least 512) and DO bit mirrored, as
+/// CoreDNS does, version 0, the high bits of an extended rcode, and the response's options.
+struct Opt<'a> {
     udp_size: u16,
     ext_rcode: u8,
     dnssec_ok: bool,
+    options: &'a [u8],
 }
 
-fn opt_for(e: Edns, rcode: Rcode) -> Opt {
-    Opt { udp_size: e.udp_size.max(512), ext_rcode: rcode.extended_bits(), dnssec_ok: e.dnssec_ok }
+impl Opt<'_> {
+    fn len(&self) -> usize {
+        OPT_LEN + self.options.len()
+    }
+}
+
+fn opt_for<'a>(e: &Edns, rcode: Rcode, options: &'a EdnsOptions) -> Opt<'a> {
+    Opt {
+        udp_size: e.udp_size.max(512),
+        ext_rcode: rcode.extended_bits(),
+        dnssec_ok: e.dnssec_ok,
+        options: options.as_wire(),
+    }
 }
 
 struct Writer<'a> {
@@ -212,12 +256,14 @@ impl<'a> Writer<'a> {
         self.buf[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
     }
 
-    fn opt(&mut self, opt: Opt) {
+    fn opt(&mut self, opt: &Opt<'_>) {
         self.buf.push(0);
-        self.buf.extend_from_slice(&41u16.to_be_bytes());
+        self.buf.extend_from_slice(&RecordType::OPT.0.to_be_bytes());
         self.buf.extend_from_slice(&opt.udp_size.to_be_bytes());
         let do_bit = if opt.dnssec_ok { 0x80 } else { 0 };
-        self.buf.extend_from_slice(&[opt.ext_rcode, 0, do_bit, 0, 0, 0]);
+        self.buf.extend_from_slice(&[opt.ext_rcode, 0, do_bit, 0]);
+        self.buf.extend_from_slice(&(opt.options.len() as u16).to_be_bytes());
+        self.buf.extend_from_slice(opt.options);
     }
 
     /// Writes `name`, pointing to an earlier copy of its longest possible suffix when `compress`.
@@ -418,6 +464,68 @@ mod tests {
         let msg = Message::from_vec(&out).unwrap();
         assert_eq!(u16::from(msg.response_code), 16);
         assert_eq!(msg.edns.unwrap().version(), 0);
+    }
+
+    #[test]
+    fn response_options_go_to_clients_that_sent_an_opt_record() {
+        let mut resp = Response::authoritative("test");
+        resp.options.push(crate::dns::edns::code::COOKIE, b"0123456789abcdef");
+        resp.push_extended_error(&crate::dns::ExtendedError::new(18, "no"));
+        let mut out = vec![];
+        let req = request(&query("a.example", RecordType::A, Some((1232, 0, false))), Proto::Udp);
+        encode_response(&mut out, &req, &resp);
+        let msg = Message::from_vec(&out).unwrap();
+        let opts = msg.edns.unwrap().options().as_ref().len();
+        assert_eq!(opts, 2);
+        // The OPT record ends the message, with the options as pushed.
+        let wire = resp.options.as_wire();
+        assert_eq!(&out[out.len() - wire.len()..], wire);
+
+        let req = request(&query("a.example", RecordType::A, None), Proto::Udp);
+        encode_response(&mut out, &req, &resp);
+        assert!(Message::from_vec(&out).unwrap().edns.is_none());
+    }
+
+    #[test]
+    fn an_extended_rcode_without_edns_is_servfail() {
+        let resp = Response::with_rcode("test", Rcode(23)); // BADCOOKIE
+        let mut out = vec![];
+        let req = request(&query("a.example", RecordType::A, None), Proto::Udp);
+        encode_response(&mut out, &req, &resp);
+        assert_eq!(Message::from_vec(&out).unwrap().response_code, hickory_proto::op::ResponseCode::ServFail);
+        let req = request(&query("a.example", RecordType::A, Some((1232, 0, false))), Proto::Udp);
+        encode_response(&mut out, &req, &resp);
+        assert_eq!(u16::from(Message::from_vec(&out).unwrap().response_code), 23);
+    }
+
+    #[test]
+    fn the_reply_carries_the_clients_question_whatever_was_asked_since() {
+        let mut req = request(&query("Web.Apps", RecordType::A, None), Proto::Udp);
+        req.set_question(Name::parse("web.apps.svc.cluster.local").unwrap(), RecordType::A);
+        let mut resp = Response::authoritative("test");
+        resp.answer.push(a("web.apps", [10, 0, 0, 1]));
+        let mut out = vec![];
+        encode_response(&mut out, &req, &resp);
+        let msg = Message::from_vec(&out).unwrap();
+        assert_eq!(msg.queries[0].name().to_string(), "Web.Apps.");
+        // The answer's owner points at the question, so it too reads as the client wrote it.
+        assert_eq!(msg.answers[0].name.to_string(), "Web.Apps.");
+    }
+
+    #[test]
+    fn a_query_is_written_back_with_its_whole_opt_record() {
+        let mut wire = query("Example.ORG", RecordType::AAAA, Some((4096, 0, true)));
+        wire[3] |= 0x30; // AD and CD
+        let opt = wire.len() - 11;
+        wire[opt + 8] = 0x02; // a Z bit
+        let options = b"\x00\x08\x00\x07\x00\x01\x18\x00\x0a\x01\x02\xfd\xe9\x00\x00";
+        wire[opt + 9..opt + 11].copy_from_slice(&(options.len() as u16).to_be_bytes());
+        wire.extend_from_slice(options);
+        let req = request(&wire, Proto::Udp);
+        let mut out = vec![];
+        req.encode_query(0x4242, &mut out);
+        assert_eq!(&out[..2], &[0x42, 0x42]);
+        assert_eq!(&out[2..], &wire[2..]);
     }
 
     #[test]

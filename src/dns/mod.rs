@@ -2,6 +2,7 @@
 //! and the in-place decoder and one-pass encoder the server uses.
 
 pub mod decode;
+pub mod edns;
 pub mod encode;
 mod name;
 mod record;
@@ -9,7 +10,8 @@ mod request;
 mod response;
 mod types;
 
-pub use decode::{Edns, Query, Question};
+pub use decode::{Query, Question};
+pub use edns::{Edns, EdnsOptions, ExtendedError};
 pub use name::{Labels, MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, NameMap};
 pub use record::{RData, Record, Soa};
 pub use request::{Proto, Request, Route};

@@ -1,12 +1,11 @@
 //! The query as a plugin sees it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Instant;
 
-use super::decode::{Edns, Query, Question, flags};
+use super::decode::{Query, Question, flags};
+use super::edns::Edns;
 use super::{Class, Name, RecordType};
-use crate::metrics::Histogram;
 
 /// The transport a query arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,34 +34,50 @@ pub struct Route {
 
 /// One DNS query with the facts about how it arrived.
 ///
-/// The header and question were decoded in place from the received bytes; nothing else of the
-/// packet is kept. The question name keeps the client's spelling: compare it with
-/// [`Name`]'s case-insensitive operations.
+/// The header, the question and the OPT record were decoded in place from the received bytes;
+/// nothing else of the packet is kept (a query has nothing else worth keeping, and copying the
+/// bytes would cost every query an allocation: [`encode_query`](Request::encode_query) writes the
+/// same message back for a forwarder). The question name keeps the client's spelling: compare it
+/// with [`Name`]'s case-insensitive operations.
+///
+/// A plugin may ask the rest of the chain another question ([`set_question`](Self::set_question)
+/// or [`with_question`](Self::with_question)): autopath tries search names, rewrite rewrites,
+/// the kubernetes plugin resolves an ExternalName target. The reply still carries the question
+/// the client asked, as the client spelled it.
 #[derive(Clone, Debug)]
 pub struct Request {
     query: Query,
+    /// The client's question, kept here once the question is changed; `None` while it is
+    /// `query.question` (the common case costs no copy of a name).
+    asked: Option<Box<Question>>,
     client: SocketAddr,
     local: SocketAddr,
     proto: Proto,
     received: Instant,
     route: Route,
-    /// Observes the size of the reply once the server has encoded it (see
-    /// [`Request::observe_reply_size`]).
-    reply_size: Option<Arc<Histogram>>,
+    /// How many times this query has been sent back through the server's chains (see
+    /// [`MAX_DEPTH`](Request::MAX_DEPTH)).
+    depth: u8,
 }
 
 impl Request {
+    /// How deep a query may re-enter the server's chains (an ExternalName whose target is
+    /// another ExternalName, and so on) before it is answered SERVFAIL: CoreDNS stops CNAME
+    /// chains at the same depth.
+    pub const MAX_DEPTH: u8 = 8;
+
     /// A request for a decoded query. IPv4-mapped IPv6 peers (from dual-stack sockets) are
     /// recorded as the IPv4 addresses they are.
     pub fn new(query: Query, client: SocketAddr, local: SocketAddr, proto: Proto, received: Instant) -> Request {
         Request {
             query,
+            asked: None,
             client: unmap(client),
             local: unmap(local),
             proto,
             received,
             route: Route::default(),
-            reply_size: None,
+            depth: 0,
         }
     }
 
@@ -76,11 +91,47 @@ impl Request {
         Request::new(query, client, local, Proto::Udp, Instant::now())
     }
 
+    /// Asks `name` and `qtype` (class IN) from now on. The reply the server writes still carries
+    /// the question the client asked ([`client_question`](Self::client_question)).
+    pub fn set_question(&mut self, name: Name, qtype: RecordType) {
+        let question = Question { name, qtype, qclass: Class::IN };
+        let asked = std::mem::replace(&mut self.query.question, question);
+        self.asked.get_or_insert_with(|| Box::new(asked));
+    }
+
+    /// A copy of this request asking `name` and `qtype` instead: everything else (client,
+    /// transport, flags, EDNS) is the same.
+    pub fn with_question(&self, name: Name, qtype: RecordType) -> Request {
+        let mut r = self.clone();
+        r.set_question(name, qtype);
+        r
+    }
+
+    /// A request for `name` and `qtype` sent back through the server's own chains on behalf of
+    /// this one (an ExternalName target, say): the same client and transport, recursion desired,
+    /// no EDNS, one level deeper; `None` once [`MAX_DEPTH`](Self::MAX_DEPTH) is reached.
+    pub fn reentrant(&self, name: Name, qtype: RecordType) -> Option<Request> {
+        if self.depth >= Self::MAX_DEPTH {
+            return None;
+        }
+        let question = Question { name, qtype, qclass: Class::IN };
+        let len = 12 + question.name.wire_len() + 4;
+        let query = Query { id: self.query.id, flags: flags::RD, question, edns: None, len };
+        let mut r = Request::new(query, self.client, self.local, self.proto, Instant::now());
+        r.depth = self.depth + 1;
+        Some(r)
+    }
+
+    /// How many times this query has re-entered the server's chains (0 for a client's query).
+    pub fn depth(&self) -> u8 {
+        self.depth
+    }
+
     pub fn id(&self) -> u16 {
         self.query.id
     }
 
-    /// The question name as the client spelled it.
+    /// The name asked, as the client spelled it (or as a plugin set it).
     pub fn qname(&self) -> &Name {
         &self.query.question.name
     }
@@ -93,8 +144,14 @@ impl Request {
         self.query.question.qclass
     }
 
+    /// The question asked now.
     pub fn question(&self) -> &Question {
         &self.query.question
+    }
+
+    /// The question the client asked, which its reply carries.
+    pub fn client_question(&self) -> &Question {
+        self.asked.as_deref().unwrap_or(&self.query.question)
     }
 
     /// The raw header flags as received.
@@ -116,13 +173,13 @@ impl Request {
 
     /// The DO bit (RFC 3225).
     pub fn dnssec_ok(&self) -> bool {
-        self.query.edns.is_some_and(|e| e.dnssec_ok)
+        self.query.edns.as_ref().is_some_and(|e| e.dnssec_ok)
     }
 
     /// The largest response this client accepts: 65535 over TCP; over UDP the EDNS payload size
     /// (at least 512, RFC 6891 6.2.5), or 512 without EDNS (RFC 1035 4.2.1).
     pub fn max_response_size(&self) -> usize {
-        match (self.proto, self.query.edns) {
+        match (self.proto, &self.query.edns) {
             (Proto::Tcp, _) => u16::MAX as usize,
             (Proto::Udp, Some(e)) => (e.udp_size as usize).max(512),
             (Proto::Udp, None) => 512,
@@ -168,23 +225,15 @@ impl Request {
         self.route = route;
     }
 
-    /// Asks the server to observe the size in bytes of the reply it encodes for this request
-    /// into `histogram`: the bytes that go on the wire, after truncation, which no plugin can
-    /// know because the server encodes after the whole chain has returned. The prometheus
-    /// plugin uses it for `coredns_dns_response_size_bytes`. A later call replaces an earlier.
-    pub fn observe_reply_size(&mut self, histogram: Arc<Histogram>) {
-        self.reply_size = Some(histogram);
-    }
-
-    /// Records the encoded reply's size where [`Request::observe_reply_size`] asked.
-    pub(crate) fn reply_encoded(&self, len: usize) {
-        if let Some(h) = &self.reply_size {
-            h.observe(len as f64);
-        }
-    }
-
     pub(crate) fn query(&self) -> &Query {
         &self.query
+    }
+
+    /// Writes this request as a query message with `id` into `out` (cleared first): the
+    /// header flags as received (opcode QUERY, RD, AD, CD), the question asked now, and the OPT
+    /// record as received, every option included. What a forwarder sends upstream.
+    pub fn encode_query(&self, id: u16, out: &mut Vec<u8>) {
+        super::encode::encode_query(out, id, self.query.flags, &self.query.question, self.query.edns.as_ref());
     }
 }
 
@@ -203,6 +252,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_changed_question_keeps_the_clients() {
+        let mut r = Request::synthetic("Web.Apps", RecordType::A);
+        r.set_question(Name::parse("web.apps.svc.cluster.local").unwrap(), RecordType::AAAA);
+        r.set_question(Name::parse("web.apps.cluster.local").unwrap(), RecordType::A);
+        assert_eq!(r.qname().to_string(), "web.apps.cluster.local.");
+        assert_eq!(r.client_question().name.to_string(), "Web.Apps.");
+        assert_eq!(r.client_question().qtype, RecordType::A);
+        let copy = Request::synthetic("a.b", RecordType::A).with_question(Name::parse("c.d").unwrap(), RecordType::MX);
+        assert_eq!((copy.qname().to_string(), copy.client_question().name.to_string()), ("c.d.".into(), "a.b.".into()));
+    }
+
+    #[test]
+    fn reentry_is_bounded() {
+        let mut r = Request::synthetic("a.b", RecordType::A);
+        for depth in 1..=Request::MAX_DEPTH {
+            r = r.reentrant(Name::parse("c.d").unwrap(), RecordType::A).unwrap();
+            assert_eq!(r.depth(), depth);
+        }
+        assert!(r.reentrant(Name::parse("c.d").unwrap(), RecordType::A).is_none());
+    }
+
+    #[test]
     fn mapped_clients_are_ipv4() {
         let mut r = Request::synthetic("a.", RecordType::A);
         let mapped: SocketAddr = "[::ffff:10.0.0.1]:5000".parse().unwrap();
@@ -215,9 +286,9 @@ mod tests {
     fn response_size_limits() {
         let mut r = Request::synthetic("a.", RecordType::A);
         assert_eq!(r.max_response_size(), 512);
-        r.query.edns = Some(Edns { udp_size: 100, version: 0, dnssec_ok: false });
+        r.query.edns = Some(Edns::new(100));
         assert_eq!(r.max_response_size(), 512);
-        r.query.edns = Some(Edns { udp_size: 1232, version: 0, dnssec_ok: false });
+        r.query.edns = Some(Edns::new(1232));
         assert_eq!(r.max_response_size(), 1232);
         r.proto = Proto::Tcp;
         assert_eq!(r.max_response_size(), 65535);

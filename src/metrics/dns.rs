@@ -169,17 +169,18 @@ impl ZoneRecorder {
 
     /// Records one answered query, as CoreDNS's `vars.Report` does.
     pub fn record(&self, req: &Request, outcome: &Outcome) {
-        self.record_answer(req, outcome.rcode, outcome.plugin).observe(outcome.size as f64);
+        self.record_answer(req, outcome.rcode, outcome.plugin);
+        self.record_reply_size(req, outcome.size);
     }
 
-    /// Records everything about one answered query but the size of its reply, and returns the
-    /// `coredns_dns_response_size_bytes` series that size belongs in, for the caller to observe
-    /// once the reply is encoded ([`Request::observe_reply_size`]). `plugin` is the plugin that
-    /// answered, empty when the reply is the server's (an error's rcode).
+    /// Records everything about one answered query but the size of its reply, which is known
+    /// only once the server has encoded it ([`record_reply_size`](Self::record_reply_size)).
+    /// `plugin` is the plugin that answered, empty when the reply is the server's (an error's
+    /// rcode).
     ///
     /// After the first query of each label combination this is a handful of atomic operations:
     /// no lookups, no allocation.
-    pub fn record_answer(&self, req: &Request, rcode: Rcode, plugin: &'static str) -> &Arc<Histogram> {
+    pub fn record_answer(&self, req: &Request, rcode: Rcode, plugin: &'static str) {
         let proto = req.proto() as usize;
         let proto_label = req.proto().as_str();
         let family = (req.family() - 1) as usize;
@@ -221,7 +222,15 @@ impl ZoneRecorder {
             // up directly.
             _ => m.responses.with(&[s, z, "", &rcode.to_string(), plugin]).inc(),
         }
-        self.response_size[proto].get_or_init(|| m.response_size.with(&[s, z, "", proto_label]))
+    }
+
+    /// Records the size of the reply written for `req`: `coredns_dns_response_size_bytes`.
+    pub fn record_reply_size(&self, req: &Request, len: usize) {
+        let proto = req.proto();
+        let m = &self.metrics;
+        self.response_size[proto as usize]
+            .get_or_init(|| m.response_size.with(&[&self.server, &self.zone, "", proto.as_str()]))
+            .observe(len as f64);
     }
 }
 

@@ -24,7 +24,7 @@ use std::time::Duration;
 use crate::corefile::{Directive, Error, Pos};
 use crate::dns::Name;
 use crate::metrics::Registry;
-use crate::plugin::{DynPlugin, Readiness};
+use crate::plugin::{DynPlugin, Readiness, ReplyObserver};
 use crate::server::http::{HttpAddr, HttpHandler};
 use crate::server::lifecycle::Lifecycle;
 use crate::server::tls::HttpTls;
@@ -129,6 +129,8 @@ pub struct Contributions {
     block_chain: Vec<&'static str>,
     /// The current block logs recovered panics with a stack trace (`errors { stacktrace }`).
     block_stacktrace: bool,
+    /// Told the size of every reply of the current block.
+    block_replies: Option<Arc<dyn ReplyObserver>>,
 }
 
 /// What `build` may use and register. See the [module documentation](self).
@@ -149,6 +151,7 @@ impl<'g> SetupCtx<'g> {
         out.block_readiness.clear();
         out.block_chain.clear();
         out.block_stacktrace = false;
+        out.block_replies = None;
         SetupCtx { block, metrics, lifecycle, out }
     }
 
@@ -262,6 +265,17 @@ impl<'g> SetupCtx<'g> {
     /// Whether a plugin of this block asked for [`log_panic_stacktraces`](Self::log_panic_stacktraces).
     pub(crate) fn panic_stacktraces(&self) -> bool {
         self.out.block_stacktrace
+    }
+
+    /// Asks the server to tell `observer` the size of every reply it writes for this block.
+    /// One observer per block; a later call replaces an earlier.
+    pub fn observe_replies(&mut self, observer: Arc<dyn ReplyObserver>) {
+        self.out.block_replies = Some(observer);
+    }
+
+    /// The block's reply observer, if a plugin asked for one.
+    pub(crate) fn reply_observer(&self) -> Option<Arc<dyn ReplyObserver>> {
+        self.out.block_replies.clone()
     }
 
     /// Asks the server to keep answering for `d` after a shutdown signal (health's lameduck);

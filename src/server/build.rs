@@ -15,8 +15,8 @@ use crate::corefile::{Error, Pos, parse_str};
 use crate::dns::{Name, Route};
 use crate::metrics::Registry;
 use crate::metrics::dns::DnsMetrics;
+use crate::plugin::DynPlugin;
 use crate::plugin::setup::{BlockInfo, Contributions, SetupCtx};
-use crate::plugin::{Chain, DynPlugin};
 
 /// A plan built.
 pub struct Built {
@@ -84,10 +84,10 @@ pub fn build(
             servers: servers.iter().map(|(_, s)| s.clone()).collect(),
             pos: block.pos.clone(),
         };
-        let (chain, stacktrace) = build_chain(block, &info, registry, lifecycle, &mut built.contributions)?;
-        built.stacktrace |= stacktrace;
+        let rt = build_chain(block, info, registry, lifecycle, &mut built.contributions)?;
+        built.stacktrace |= rt.stacktrace;
         let report_enabled = block.plugin_names().any(|p| p == crate::plugins::prometheus::NAME);
-        let rt = Arc::new(BlockRt { chain, info, stacktrace });
+        let rt = Arc::new(rt);
         for key in &block.keys {
             for (lk, _) in keys.iter().filter(|(lk, _)| lk.port == key.port && lk.transport == key.transport) {
                 let server = servers.iter().position(|(s, _)| *s == lk).expect("listed");
@@ -107,16 +107,15 @@ pub fn build(
     Ok(built)
 }
 
-/// Builds a block's plugins in reverse chain order (see [`setup`](crate::plugin::setup));
-/// returns the chain and whether a plugin asked for panic stack traces.
+/// Builds a block's plugins in reverse chain order (see [`setup`](crate::plugin::setup)).
 pub(crate) fn build_chain(
     block: &BlockPlan,
-    info: &BlockInfo,
+    info: BlockInfo,
     registry: &Arc<Registry>,
     lifecycle: &Arc<Lifecycle>,
     out: &mut Contributions,
-) -> Result<(Chain, bool), Error> {
-    let mut ctx = SetupCtx::new(info, registry, lifecycle, out);
+) -> Result<BlockRt, Error> {
+    let mut ctx = SetupCtx::new(&info, registry, lifecycle, out);
     let mut chain: Vec<Arc<dyn DynPlugin>> = Vec::new();
     for p in block.plugins.iter().rev() {
         if let Some(plugin) = p.config.build(&mut ctx)? {
@@ -125,7 +124,8 @@ pub(crate) fn build_chain(
         }
     }
     chain.reverse();
-    Ok((chain.into(), ctx.panic_stacktraces()))
+    let (stacktrace, replies) = (ctx.panic_stacktraces(), ctx.reply_observer());
+    Ok(BlockRt { chain: chain.into(), info, stacktrace, replies })
 }
 
 /// A Corefile built without sockets, every zone of every block in one table labelled

@@ -10,15 +10,17 @@
 //!
 //! The chain is polled once right here, on the thread that read the packet. When it completes
 //! without waiting, which is the common case (zone data, cache hits), the reply is written into
-//! the caller's buffer with no task spawned and no allocation beyond the plugins' own. A chain
+//! the caller's buffer with no task spawned; the query allocates the box of its chain's future
+//! and whatever its plugins allocate (one box per hop, see [`plugin`](crate::plugin)). A chain
 //! that waits (a forwarded query) is returned as [`Handled::Pending`] for the caller to finish on
 //! the async runtime. A panic in a plugin becomes SERVFAIL, a `coredns_panics_total` increment and
 //! CoreDNS's log line (`[ERROR] Recovered from panic in server: "dns://:53" boom`, followed by the
 //! stack when the block's `errors` plugin asks for `stacktrace`); the server goes on.
 
+use std::any::Any;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -26,13 +28,13 @@ use std::time::Instant;
 
 use futures_util::FutureExt;
 
-use crate::dns::decode::{ErrorReply, Query, Rejected, decode_query};
+use crate::dns::decode::{Rejected, decode_query};
 use crate::dns::encode::{encode_error, encode_response};
 use crate::dns::{Class, Name, Proto, Rcode, RecordType, Request, Response, Route};
 use crate::metrics::Counter;
 use crate::metrics::dns::{DROPPED_ZONE, DnsMetrics, Outcome, ZoneRecorder};
 use crate::plugin::setup::BlockInfo;
-use crate::plugin::{Chain, Next, ServeError};
+use crate::plugin::{Chain, ErrorKind, Next, ReplyObserver, ServeError};
 use crate::server::panic;
 
 /// A server block as queries see it.
@@ -41,6 +43,8 @@ pub struct BlockRt {
     pub info: BlockInfo,
     /// Log recovered panics with the stack they happened on (`errors { stacktrace }`).
     pub stacktrace: bool,
+    /// Told the size of each reply written for this block (the prometheus plugin).
+    pub replies: Option<Arc<dyn ReplyObserver>>,
 }
 
 struct ZoneEntry {
@@ -77,25 +81,32 @@ pub enum Handled {
     Pending(Box<Pending>),
 }
 
-type Finished = (Request, Result<Response, ServeError>);
+/// What running a block's chain gives: the request back (its question and EDNS shape the reply)
+/// and the chain's result, or the payload of a panic.
+type Ran = (Request, Result<Result<Response, ServeError>, Box<dyn Any + Send>>);
+type Running = Pin<Box<dyn Future<Output = Ran> + Send>>;
+
+/// Runs `block`'s chain on `req`, catching a panic so the request survives it and can still be
+/// answered. The one allocation of a query beyond its plugins' own: this future's box.
+fn run_chain(block: Arc<BlockRt>, mut req: Request) -> Running {
+    Box::pin(async move {
+        let result = AssertUnwindSafe(Next::chain(&block.chain).run(&mut req)).catch_unwind().await;
+        (req, result)
+    })
+}
 
 /// A query whose chain is waiting on I/O.
 pub struct Pending {
-    fut: Pin<Box<dyn Future<Output = Finished> + Send>>,
-    /// The query, for the SERVFAIL reply should the chain panic.
-    query: Query,
-    meta: Meta,
+    fut: Running,
     table: Arc<ZoneTable>,
-    stacktrace: bool,
+    block: Arc<BlockRt>,
 }
 
 impl Pending {
     /// Runs the chain to completion and writes the reply into `out`.
     pub async fn finish(self, out: &mut Vec<u8>) {
-        match AssertUnwindSafe(self.fut).catch_unwind().await {
-            Ok((req, result)) => encode_result(out, &req, result),
-            Err(payload) => self.table.reply_to_panic(self.query, self.meta, self.stacktrace, &*payload, out),
-        }
+        let (req, result) = self.fut.await;
+        self.table.reply(&self.block, &req, result, out);
     }
 }
 
@@ -125,6 +136,10 @@ impl ZoneTable {
     }
 
     /// Handles one received message, writing any immediate reply into `out`.
+    ///
+    /// The chain is polled once, here: a chain that completes without waiting is answered
+    /// without touching the async runtime, and one that waits is handed back as
+    /// [`Handled::Pending`], already decoded and routed.
     pub fn handle(self: &Arc<Self>, bytes: &[u8], meta: Meta, out: &mut Vec<u8>) -> Handled {
         let query = match decode_query(bytes) {
             Ok(q) => q,
@@ -141,25 +156,32 @@ impl ZoneTable {
         };
         req.set_route(entry.route);
         let block = entry.block.clone();
-        let stacktrace = block.stacktrace;
-        let mut fut: Pin<Box<dyn Future<Output = Finished> + Send>> = Box::pin(async move {
-            let result = Next::chain(&block.chain).run(&mut req).await;
-            (req, result)
-        });
-        let mut cx = Context::from_waker(Waker::noop());
-        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
-            Ok(Poll::Ready((req, result))) => {
-                encode_result(out, &req, result);
+        let mut fut = run_chain(block.clone(), req);
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready((req, result)) => {
+                self.reply(&block, &req, result, out);
                 Handled::Reply
             }
-            Ok(Poll::Pending) => {
-                let query = decode_query(bytes).expect("decoded once already");
-                Handled::Pending(Box::new(Pending { fut, query, meta, table: self.clone(), stacktrace }))
-            }
-            Err(payload) => {
-                let query = decode_query(bytes).expect("decoded once already");
-                self.reply_to_panic(query, meta, stacktrace, &*payload, out);
-                Handled::Reply
+            Poll::Pending => Handled::Pending(Box::new(Pending { fut, table: self.clone(), block })),
+        }
+    }
+
+    /// Answers `req`, a query a plugin sends back through this listener's chains (see
+    /// [`Resolver`](crate::plugin::handles::Resolver)): routed as a client's query would be,
+    /// REFUSED where no block serves the name, a panic an [`ErrorKind::Internal`] error.
+    pub fn resolve(self: Arc<Self>, mut req: Request) -> impl Future<Output = Result<Response, ServeError>> + Send {
+        let routed = self.route(&req).map(|e| (e.route, e.block.clone()));
+        async move {
+            let Some((route, block)) = routed else {
+                return Ok(Response::with_rcode("", Rcode::REFUSED));
+            };
+            req.set_route(route);
+            match run_chain(block.clone(), req).await {
+                (_, Ok(result)) => result,
+                (_, Err(payload)) => {
+                    self.log_panic(&block, &*payload);
+                    Err(ServeError::new("", ErrorKind::Internal, "a plugin panicked"))
+                }
             }
         }
     }
@@ -186,44 +208,41 @@ impl ZoneTable {
         self.dropped.record(req, &Outcome { rcode: Rcode::REFUSED, plugin: "", size });
     }
 
-    /// Answers SERVFAIL to a query whose chain panicked, and says so as CoreDNS does.
-    fn reply_to_panic(
+    /// Writes the one reply to `req` from what its chain gave: the response, the rcode of its
+    /// error, or SERVFAIL after a panic. The block's reply observer is told its size.
+    fn reply(
         &self,
-        query: Query,
-        meta: Meta,
-        stacktrace: bool,
-        payload: &(dyn std::any::Any + Send),
+        block: &BlockRt,
+        req: &Request,
+        result: Result<Result<Response, ServeError>, Box<dyn Any + Send>>,
         out: &mut Vec<u8>,
     ) {
+        let encoded = match result {
+            Ok(Ok(resp)) => encode_response(out, req, &resp),
+            Ok(Err(e)) => encode_response(out, req, &Response::with_rcode("", e.rcode())),
+            Err(payload) => {
+                self.log_panic(block, &*payload);
+                encode_response(out, req, &Response::with_rcode("", Rcode::SERVFAIL))
+            }
+        };
+        if let Some(observer) = &block.replies {
+            observer.reply_written(req, encoded.len);
+        }
+    }
+
+    /// Counts a panic and says so as CoreDNS does.
+    fn log_panic(&self, block: &BlockRt, payload: &(dyn Any + Send)) {
         self.panics.inc();
         // Taken even when not wanted, so a trace never lingers for a later panic to pick up.
         let trace = panic::take_backtrace();
         let message = panic::message(payload);
         match trace {
-            Some(trace) if stacktrace => {
+            Some(trace) if block.stacktrace => {
                 tracing::error!("Recovered from panic in server: {:?} {message}\n{trace}", self.server)
             }
             _ => tracing::error!("Recovered from panic in server: {:?} {message}", self.server),
         }
-        let reply = ErrorReply {
-            id: query.id,
-            opcode: crate::dns::Opcode::QUERY,
-            flags: query.flags,
-            rcode: Rcode::SERVFAIL,
-            question: Some(query.question),
-            edns: query.edns,
-        };
-        encode_error(out, &reply);
-        let _ = meta;
     }
-}
-
-fn encode_result(out: &mut Vec<u8>, req: &Request, result: Result<Response, ServeError>) {
-    let encoded = match result {
-        Ok(resp) => encode_response(out, req, &resp),
-        Err(e) => encode_response(out, req, &Response::with_rcode("", e.rcode())),
-    };
-    req.reply_encoded(encoded.len);
 }
 
 #[cfg(test)]
@@ -277,7 +296,7 @@ mod tests {
             pos: crate::corefile::Pos::new(&"Corefile".into(), 1, 1),
         };
         let chain: Chain = vec![plugin].into();
-        (zone, Arc::new(BlockRt { chain, info, stacktrace: false }), Route::default())
+        (zone, Arc::new(BlockRt { chain, info, stacktrace: false, replies: None }), Route::default())
     }
 
     fn table(entries: Vec<(Name, Arc<BlockRt>, Route)>) -> (Arc<ZoneTable>, Arc<DnsMetrics>) {
@@ -359,7 +378,7 @@ mod tests {
         crate::server::panic::capture_backtraces();
         let with_trace = |plugin: Arc<dyn DynPlugin>| {
             let (zone, rt, route) = block(".", plugin);
-            let rt = BlockRt { chain: rt.chain.clone(), info: rt.info.clone(), stacktrace: true };
+            let rt = BlockRt { chain: rt.chain.clone(), info: rt.info.clone(), stacktrace: true, replies: None };
             table(vec![(zone, Arc::new(rt), route)]).0
         };
 

@@ -324,15 +324,15 @@ mod tests {
         let synthetic = Request::synthetic(name, qtype);
         let mut query: Query = synthetic.query().clone();
         query.id = 5421;
-        query.edns = edns;
         query.len += if edns.is_some() { 11 } else { 0 };
+        query.edns = edns;
         let client: SocketAddr = client.parse().unwrap();
         let local: SocketAddr = if client.is_ipv4() { "127.0.0.1:53" } else { "[::1]:53" }.parse().unwrap();
         Request::new(query, client, local, proto, synthetic.received())
     }
 
     fn edns(udp_size: u16, dnssec_ok: bool) -> Option<Edns> {
-        Some(Edns { udp_size, version: 0, dnssec_ok })
+        Some(Edns { dnssec_ok, ..Edns::new(udp_size) })
     }
 
     fn a(name: &str, ip: &str) -> Record {

@@ -5,14 +5,16 @@
 //! Recording is shaped for the hot path. At build, the plugin makes one [`ZoneRecorder`] per
 //! (listen address, zone) of its server block, indexed by the query's [`Route`](crate::dns::Route),
 //! each knowing the plugins that may answer; a recorder looks each series up once, on first
-//! use. A query then costs a few atomic adds: no map lookup, no string, no allocation.
+//! use. A query then costs a few atomic adds: no map lookup, no string, no allocation. The size
+//! of the reply is known only once the server has encoded it: the plugin observes it as the
+//! block's [`ReplyObserver`].
 
 use std::sync::Arc;
 
 use crate::dns::{Request, Response};
 use crate::metrics::dns::ZoneRecorder;
 use crate::metrics::{Format, Registry};
-use crate::plugin::{Next, Plugin, ServeError};
+use crate::plugin::{Next, Plugin, ReplyObserver, ServeError};
 use crate::server::http::{HttpHandler, HttpRequest, HttpResponse};
 
 mod setup;
@@ -48,6 +50,13 @@ impl Prometheus {
     }
 }
 
+impl Prometheus {
+    fn recorder(&self, req: &Request) -> Option<&ZoneRecorder> {
+        let route = req.route();
+        self.recorders.get(route.server as usize * self.zones + route.zone as usize)
+    }
+}
+
 impl Plugin for Prometheus {
     fn name(&self) -> &'static str {
         NAME
@@ -55,18 +64,24 @@ impl Plugin for Prometheus {
 
     async fn serve<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> Result<Response, ServeError> {
         let result = next.run(req).await;
-        let route = req.route();
-        if let Some(rec) = self.recorders.get(route.server as usize * self.zones + route.zone as usize) {
+        if let Some(rec) = self.recorder(req) {
             // The rcode the client gets: the response's, or the one its error maps to, in which
             // case the server made the reply and no plugin is named (as in CoreDNS).
             let (rcode, plugin) = match &result {
                 Ok(resp) => (resp.rcode, resp.plugin()),
                 Err(e) => (e.rcode(), ""),
             };
-            let size = rec.record_answer(req, rcode, plugin).clone();
-            req.observe_reply_size(size);
+            rec.record_answer(req, rcode, plugin);
         }
         result
+    }
+}
+
+impl ReplyObserver for Prometheus {
+    fn reply_written(&self, req: &Request, len: usize) {
+        if let Some(rec) = self.recorder(req) {
+            rec.record_reply_size(req, len);
+        }
     }
 }
 
@@ -130,12 +145,12 @@ mod tests {
         req.set_route(Route { zone: 1, server: 1 });
         let resp = run(vec![p.clone(), Arc::new(Answer(Rcode::NXDOMAIN))], &mut req).unwrap();
         assert_eq!(resp.rcode, Rcode::NXDOMAIN);
-        req.reply_encoded(61);
+        p.reply_written(&req, 61);
 
         let mut req = Request::synthetic("b.example.org.", RecordType::AAAA);
         let err = run(vec![p.clone(), Arc::new(Fail)], &mut req).unwrap_err();
         assert_eq!(err.rcode(), Rcode::REFUSED);
-        req.reply_encoded(31);
+        p.reply_written(&req, 31);
 
         let text = registry.render(Format::Text);
         for want in [

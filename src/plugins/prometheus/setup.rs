@@ -97,8 +97,9 @@ impl PluginConfig for Config {
         let metrics = Arc::new(DnsMetrics::new(ctx.metrics()));
         let block = ctx.block();
         let zones: Vec<String> = block.zones.iter().map(|z| z.to_string()).collect();
-        let plugin = Prometheus::new(&metrics, &block.servers, &zones, ctx.plugins_after());
-        Ok(Some(Arc::new(plugin)))
+        let plugin = Arc::new(Prometheus::new(&metrics, &block.servers, &zones, ctx.plugins_after()));
+        ctx.observe_replies(plugin.clone());
+        Ok(Some(plugin))
     }
 }
 
