@@ -13,8 +13,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use clusterdns::dns::{Proto, RecordType, Request, Response, build_query};
-use clusterdns::plugin::{DynPlugin, Next, Plugin, ServeError};
+use clusterdns::dns::{Proto, Rcode, RecordType, Request, build_query};
+use clusterdns::plugin::testing::{self, Relay};
+use clusterdns::plugin::{DynPlugin, Next};
 use clusterdns::server::build::Offline;
 use clusterdns::server::dispatch::{Handled, Meta};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -25,7 +26,7 @@ const ERRORS_PROMETHEUS_HOSTS: &str =
     "one.test {\n    errors\n    prometheus 127.0.0.1:0\n    hosts {\n        10.0.0.1 a.one.test\n    }\n}\n";
 
 fn dispatch(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = testing::runtime();
     let _guard = rt.enter();
     let query = build_query(0x4242, "a.one.test.", RecordType::A, None);
     let client: SocketAddr = "127.0.0.1:53535".parse().unwrap();
@@ -50,34 +51,13 @@ fn dispatch(c: &mut Criterion) {
     group.finish();
 }
 
-/// Hands every query on.
-struct Pass;
-impl Plugin for Pass {
-    fn name(&self) -> &'static str {
-        "pass"
-    }
-    async fn serve<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> Result<Response, ServeError> {
-        next.run(req).await
-    }
-}
-
-/// Answers every query, empty.
-struct Answer;
-impl Plugin for Answer {
-    fn name(&self) -> &'static str {
-        "answer"
-    }
-    async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-        Ok(Response::authoritative("answer"))
-    }
-}
-
 fn hop(c: &mut Criterion) {
     let mut group = c.benchmark_group("hop");
     let waker = std::task::Waker::noop();
     for passes in [0usize, 1, 4] {
-        let mut chain: Vec<Arc<dyn DynPlugin>> = (0..passes).map(|_| Arc::new(Pass) as Arc<dyn DynPlugin>).collect();
-        chain.push(Arc::new(Answer));
+        let mut plugins: Vec<Arc<dyn DynPlugin>> = (0..passes).map(|_| Arc::new(Relay) as Arc<dyn DynPlugin>).collect();
+        plugins.push(testing::rcode("answer", Rcode::NOERROR));
+        let chain = testing::chain(plugins);
         let mut req = Request::synthetic("a.one.test.", RecordType::A);
         group.bench_function(format!("{passes} passes + answer"), |b| {
             b.iter(|| {

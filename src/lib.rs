@@ -10,6 +10,7 @@ pub mod cli;
 pub mod corefile;
 pub mod dns;
 pub mod fuzzing;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod plugin;

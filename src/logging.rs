@@ -34,6 +34,12 @@ where
     }
 }
 
+/// Prints `[FATAL] line` as Go's `log.Fatal` does for CoreDNS's plugins: a plugin's fatal error
+/// ([`Fatal`](crate::plugin::handles::Fatal)) is printed whatever the log filter says.
+pub fn fatal(line: &str) {
+    println!("[FATAL] {line}");
+}
+
 /// Installs the logger for the binary: INFO and above, or what `RUST_LOG` says.
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clusterdns::cli::{self, USAGE};
-use clusterdns::plugin::registry::ORDER;
+use clusterdns::plugins::ORDER;
 use clusterdns::server::{Options, Server, config};
 
 #[global_allocator]

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use clusterdns::dns::{RecordType, build_query};
-use clusterdns::plugin::registry::ORDER;
+use clusterdns::plugins::ORDER;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 

@@ -8,7 +8,6 @@ mod common;
 use std::path::Path;
 
 use clusterdns::corefile::parse_str;
-use clusterdns::plugin::registry;
 use clusterdns::server::config::plan;
 use common::*;
 
@@ -445,7 +444,10 @@ const NOT_YET_REGISTERED: &[&str] = &["forward", "file", "erratic"];
 #[test]
 fn coredns_readme_examples_parse_and_plan_unchanged() {
     for name in NOT_YET_REGISTERED {
-        assert!(registry::lookup(name).is_none(), "{name} is registered now: remove it from NOT_YET_REGISTERED");
+        assert!(
+            clusterdns::plugins::ALL.lookup(name).is_none(),
+            "{name} is registered now: remove it from NOT_YET_REGISTERED"
+        );
     }
     let env = |k: &str| (k == "PORT").then(|| "9253".to_string());
     let mut planned = 0;

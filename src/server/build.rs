@@ -9,14 +9,15 @@ use std::sync::Arc;
 
 use super::config::{BlockPlan, Plan};
 use super::dispatch::{BlockRt, ZoneTable};
-use super::lifecycle::Lifecycle;
 use super::{ConfigError, ListenKey};
 use crate::corefile::{Error, Pos, parse_str};
 use crate::dns::{Name, Route};
 use crate::metrics::Registry;
 use crate::metrics::dns::DnsMetrics;
 use crate::plugin::DynPlugin;
-use crate::plugin::setup::{BlockInfo, Contributions, SetupCtx};
+use crate::plugin::handles::{Dispatch, Fatal};
+use crate::plugin::lifecycle::Lifecycle;
+use crate::plugin::setup::{BlockInfo, Contributions, Kept, SetupCtx, SetupEnv};
 
 /// A plan built.
 pub struct Built {
@@ -30,6 +31,9 @@ pub struct Built {
     pub contributions: Contributions,
     /// Some block asked for panic stack traces (`errors { stacktrace }`).
     pub stacktrace: bool,
+    /// Each block's distinct listen keys, in the order [`BlockInfo::servers`] names them (and
+    /// [`Route::server`] indexes).
+    pub block_keys: Vec<Vec<ListenKey>>,
 }
 
 /// The listen keys of each block (by block index), each with the position to blame if it
@@ -62,14 +66,14 @@ pub fn build(
     plan: &Plan,
     listen: &BTreeMap<usize, Vec<(ListenKey, Pos)>>,
     label: impl Fn(&ListenKey) -> String,
-    registry: &Arc<Registry>,
-    lifecycle: &Arc<Lifecycle>,
+    env: &SetupEnv<'_>,
 ) -> Result<Built, Error> {
     let mut built = Built {
         entries: BTreeMap::new(),
         enabled: Vec::new(),
         contributions: Contributions::default(),
         stacktrace: false,
+        block_keys: Vec::new(),
     };
     for (i, block) in plan.blocks.iter().enumerate() {
         let keys = &listen[&i];
@@ -83,8 +87,10 @@ pub fn build(
             zones: block.zones.clone(),
             servers: servers.iter().map(|(_, s)| s.clone()).collect(),
             pos: block.pos.clone(),
+            index: i,
         };
-        let rt = build_chain(block, info, registry, lifecycle, &mut built.contributions)?;
+        built.block_keys.push(servers.iter().map(|(k, _)| (*k).clone()).collect());
+        let rt = build_chain(block, info, env, &mut built.contributions)?;
         built.stacktrace |= rt.stacktrace;
         let report_enabled = block.plugin_names().any(|p| p == crate::plugins::prometheus::NAME);
         let rt = Arc::new(rt);
@@ -111,11 +117,10 @@ pub fn build(
 pub(crate) fn build_chain(
     block: &BlockPlan,
     info: BlockInfo,
-    registry: &Arc<Registry>,
-    lifecycle: &Arc<Lifecycle>,
+    env: &SetupEnv<'_>,
     out: &mut Contributions,
 ) -> Result<BlockRt, Error> {
-    let mut ctx = SetupCtx::new(&info, registry, lifecycle, out);
+    let mut ctx = SetupCtx::new(&info, env, out);
     let mut chain: Vec<Arc<dyn DynPlugin>> = Vec::new();
     for p in block.plugins.iter().rev() {
         if let Some(plugin) = p.config.build(&mut ctx)? {
@@ -145,10 +150,16 @@ impl Offline {
         let listen = listen_keys(&plan)?;
         let registry = Arc::new(Registry::new());
         let lifecycle = Arc::new(Lifecycle::new());
-        let built = build(&plan, &listen, |_| "dns://:53".to_string(), &registry, &lifecycle)?;
+        let (fatal, _) = Fatal::channel();
+        let env = SetupEnv { metrics: &registry, lifecycle: &lifecycle, fatal: &fatal, previous: &Kept::default() };
+        let mut built = build(&plan, &listen, |_| "dns://:53".to_string(), &env)?;
         let metrics = Arc::new(DnsMetrics::new(&registry));
         let entries = built.entries.into_values().flatten().collect();
         let table = Arc::new(ZoneTable::new("dns://:53", &metrics, entries));
+        let dispatch: Arc<dyn Dispatch> = Arc::new(arc_swap::ArcSwap::new(table.clone()));
+        for (_, resolver) in built.contributions.resolvers.drain(..) {
+            resolver.bind(vec![dispatch.clone()]);
+        }
         Ok(Offline { table, registry, _contributions: built.contributions })
     }
 }

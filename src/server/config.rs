@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::corefile::{Corefile, Error, Errors, Pos, ServerKey, Transport, parse_key};
 use crate::dns::Name;
-use crate::plugin::registry::{self, COREDNS_DIRECTIVES, PluginEntry};
+use crate::plugin::registry::{PluginEntry, PluginSet};
 use crate::plugin::setup::{DynConfig, ParseCtx};
 use crate::plugins::bind::BindConfig;
 
@@ -58,12 +58,18 @@ impl BlockPlan {
 /// CoreDNS's configuration when there is no Corefile: whoami and log for every name. `log` is
 /// left out of a build without it, so the binary always starts.
 pub fn default_corefile(port: u16) -> String {
-    let log = if registry::lookup("log").is_some() { "    log\n" } else { "" };
+    let log = if crate::plugins::ALL.lookup("log").is_some() { "    log\n" } else { "" };
     format!(".:{port} {{\n    whoami\n{log}}}\n")
 }
 
-/// Checks `corefile` and plans its blocks; every error found is returned, each with its position.
+/// Checks `corefile` and plans its blocks with this build's plugins; every error found is
+/// returned, each with its position.
 pub fn plan(corefile: &Corefile, default_port: u16) -> Result<Plan, Errors> {
+    plan_with(corefile, default_port, &crate::plugins::ALL)
+}
+
+/// [`plan`] with the plugins of `plugins`.
+pub fn plan_with(corefile: &Corefile, default_port: u16, plugins: &PluginSet) -> Result<Plan, Errors> {
     let mut errors = Vec::new();
     let mut blocks = Vec::new();
     for block in &corefile.blocks {
@@ -89,12 +95,12 @@ pub fn plan(corefile: &Corefile, default_port: u16) -> Result<Plan, Errors> {
         let mut by_plugin: Vec<(usize, &'static PluginEntry, Vec<crate::corefile::Directive>)> = Vec::new();
         for d in &block.directives {
             let name = d.name.text.as_str();
-            match registry::lookup(name) {
+            match plugins.lookup(name) {
                 Some((order, entry)) => match by_plugin.iter_mut().find(|(o, _, _)| *o == order) {
                     Some((_, _, lines)) => lines.push(d.clone()),
                     None => by_plugin.push((order, entry, vec![d.clone()])),
                 },
-                None if COREDNS_DIRECTIVES.contains(&name) => errors.push(Error::syntax(
+                None if plugins.known_elsewhere.contains(&name) => errors.push(Error::syntax(
                     &d.name.pos,
                     format!(
                         "directive '{name}' is a CoreDNS plugin that clusterdns does not have (see clusterdns -plugins)"

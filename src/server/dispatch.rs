@@ -33,6 +33,7 @@ use crate::dns::encode::{encode_error, encode_response};
 use crate::dns::{Class, Name, Proto, Rcode, RecordType, Request, Response, Route};
 use crate::metrics::Counter;
 use crate::metrics::dns::{DROPPED_ZONE, DnsMetrics, Outcome, ZoneRecorder};
+use crate::plugin::handles::{Dispatch, DispatchFuture};
 use crate::plugin::setup::BlockInfo;
 use crate::plugin::{Chain, ErrorKind, Next, ReplyObserver, ServeError};
 use crate::server::panic;
@@ -60,6 +61,14 @@ pub struct ZoneTable {
     dropped: ZoneRecorder,
     panics: Arc<Counter>,
     server: String,
+}
+
+/// A listener's current table, as a plugin's [`Resolver`](crate::plugin::handles::Resolver)
+/// reaches it: whatever configuration is serving when the query is sent.
+impl Dispatch for arc_swap::ArcSwap<ZoneTable> {
+    fn dispatch(&self, req: Request) -> DispatchFuture {
+        Box::pin(self.load_full().resolve(req))
+    }
 }
 
 /// How a query arrived.
@@ -250,52 +259,23 @@ mod tests {
     use super::*;
     use crate::dns::build_query;
     use crate::metrics::Registry;
-    use crate::plugin::{DynPlugin, Plugin};
+    use crate::plugin::DynPlugin;
+    use crate::plugin::testing::{self, Yield};
     use hickory_proto::op::{Message, ResponseCode};
 
-    struct Fixed(&'static str);
-    impl Plugin for Fixed {
-        fn name(&self) -> &'static str {
-            self.0
-        }
-        async fn serve<'a>(&'a self, req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-            let mut resp = Response::authoritative(self.0);
-            let txt = crate::dns::RData::Txt(vec![self.0.as_bytes().into()]);
-            resp.answer.push(crate::dns::Record::new(req.qname().clone(), 0, txt));
-            Ok(resp)
-        }
-    }
-
-    struct Panics;
-    impl Plugin for Panics {
-        fn name(&self) -> &'static str {
-            "panics"
-        }
-        async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-            panic!("boom")
-        }
-    }
-
-    /// Waits once before answering, like a forwarded query.
-    struct Waits;
-    impl Plugin for Waits {
-        fn name(&self) -> &'static str {
-            "waits"
-        }
-        async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-            tokio::task::yield_now().await;
-            Ok(Response::authoritative("waits"))
-        }
-    }
-
     fn block(zone: &str, plugin: Arc<dyn DynPlugin>) -> (Name, Arc<BlockRt>, Route) {
+        chain_block(zone, vec![plugin])
+    }
+
+    fn chain_block(zone: &str, plugins: Vec<Arc<dyn DynPlugin>>) -> (Name, Arc<BlockRt>, Route) {
         let zone = Name::parse(zone).unwrap();
         let info = BlockInfo {
             zones: vec![zone.clone()],
             servers: vec!["dns://:53".into()],
             pos: crate::corefile::Pos::new(&"Corefile".into(), 1, 1),
+            index: 0,
         };
-        let chain: Chain = vec![plugin].into();
+        let chain = testing::chain(plugins);
         (zone, Arc::new(BlockRt { chain, info, stacktrace: false, replies: None }), Route::default())
     }
 
@@ -328,9 +308,9 @@ mod tests {
     #[test]
     fn longest_zone_wins_and_root_catches_the_rest() {
         let (t, _) = table(vec![
-            block(".", Arc::new(Fixed("root"))),
-            block("example.org", Arc::new(Fixed("org"))),
-            block("a.example.org", Arc::new(Fixed("a"))),
+            block(".", testing::txt("root")),
+            block("example.org", testing::txt("org")),
+            block("a.example.org", testing::txt("a")),
         ]);
         assert_eq!(t.zones().map(|z| z.to_string()).collect::<Vec<_>>(), ["a.example.org.", "example.org.", "."]);
         assert_eq!(answered_by(&ask(&t, "x.a.example.org", RecordType::A)), "a");
@@ -342,7 +322,7 @@ mod tests {
 
     #[test]
     fn no_zone_is_refused_and_counted_as_dropped() {
-        let (t, metrics) = table(vec![block("example.org", Arc::new(Fixed("org")))]);
+        let (t, metrics) = table(vec![block("example.org", testing::txt("org"))]);
         let m = ask(&t, "example.net", RecordType::A);
         assert_eq!(m.response_code, ResponseCode::Refused);
         assert_eq!(metrics.responses.with(&["dns://:53", "dropped", "", "REFUSED", ""]).get(), 1);
@@ -350,7 +330,7 @@ mod tests {
 
     #[test]
     fn panics_become_servfail_and_are_counted() {
-        let (t, metrics) = table(vec![block(".", Arc::new(Panics))]);
+        let (t, metrics) = table(vec![block(".", testing::panics("boom"))]);
         let (m, log) = crate::logging::capture::lines(|| ask(&t, "example.org", RecordType::A));
         assert_eq!(m.response_code, ResponseCode::ServFail);
         assert_eq!(m.queries[0].name().to_string(), "example.org.");
@@ -365,32 +345,22 @@ mod tests {
     /// the chain panicked at once or after waiting.
     #[test]
     fn panics_in_a_stacktrace_block_are_logged_with_their_stack() {
-        struct PanicsLater;
-        impl Plugin for PanicsLater {
-            fn name(&self) -> &'static str {
-                "panicslater"
-            }
-            async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-                tokio::task::yield_now().await;
-                panic!("later")
-            }
-        }
         crate::server::panic::capture_backtraces();
-        let with_trace = |plugin: Arc<dyn DynPlugin>| {
-            let (zone, rt, route) = block(".", plugin);
+        let with_trace = |plugins: Vec<Arc<dyn DynPlugin>>| {
+            let (zone, rt, route) = chain_block(".", plugins);
             let rt = BlockRt { chain: rt.chain.clone(), info: rt.info.clone(), stacktrace: true, replies: None };
             table(vec![(zone, Arc::new(rt), route)]).0
         };
 
-        let t = with_trace(Arc::new(Panics));
+        let t = with_trace(vec![testing::panics("boom")]);
         let (m, log) = crate::logging::capture::lines(|| ask(&t, "example.org", RecordType::A));
         assert_eq!(m.response_code, ResponseCode::ServFail);
         assert_eq!(log[0], r#"[ERROR] Recovered from panic in server: "dns://:53" boom"#);
         let trace = log[1..].join("\n");
-        assert!(trace.contains("Panics as clusterdns::plugin::Plugin>::serve"), "{trace}");
+        assert!(trace.contains("clusterdns::plugin::testing"), "{trace}");
 
-        let t = with_trace(Arc::new(PanicsLater));
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let t = with_trace(vec![Arc::new(Yield), testing::panics("later")]);
+        let rt = testing::runtime();
         let (out, log) = crate::logging::capture::lines(|| {
             let mut out = vec![];
             let Handled::Pending(p) = t.handle(&build_query(3, "a.b", RecordType::A, None), meta(), &mut out) else {
@@ -401,10 +371,10 @@ mod tests {
         });
         assert_eq!(Message::from_vec(&out).unwrap().response_code, ResponseCode::ServFail);
         assert_eq!(log[0], r#"[ERROR] Recovered from panic in server: "dns://:53" later"#);
-        assert!(log[1..].join("\n").contains("PanicsLater"), "{log:?}");
+        assert!(log[1..].join("\n").contains("clusterdns::plugin::testing"), "{log:?}");
 
         // A block without the option gets the one line, and no trace is left behind.
-        let (t, _) = table(vec![block(".", Arc::new(Panics))]);
+        let (t, _) = table(vec![block(".", testing::panics("boom"))]);
         let (_, log) = crate::logging::capture::lines(|| ask(&t, "example.org", RecordType::A));
         assert_eq!(log, [r#"[ERROR] Recovered from panic in server: "dns://:53" boom"#]);
         assert!(crate::server::panic::take_backtrace().is_none());
@@ -412,21 +382,20 @@ mod tests {
 
     #[test]
     fn waiting_chains_are_finished_on_the_runtime() {
-        let (t, _) = table(vec![block(".", Arc::new(Waits))]);
+        let (t, _) = table(vec![chain_block(".", vec![Arc::new(Yield), testing::rcode("waits", Rcode::NOERROR)])]);
         let mut out = vec![];
         let Handled::Pending(p) = t.handle(&build_query(7, "a.b", RecordType::A, None), meta(), &mut out) else {
             panic!("expected pending");
         };
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(p.finish(&mut out));
+        testing::block_on(p.finish(&mut out));
         let m = Message::from_vec(&out).unwrap();
         assert_eq!(m.id, 7);
-        assert!(m.authoritative);
+        assert_eq!(m.response_code, ResponseCode::NoError);
     }
 
     #[test]
     fn chaos_class_is_refused() {
-        let (t, _) = table(vec![block(".", Arc::new(Fixed("root")))]);
+        let (t, _) = table(vec![block(".", testing::txt("root"))]);
         let mut q = build_query(1, "version.bind", RecordType::TXT, None);
         let n = q.len();
         q[n - 1] = 3;

@@ -1,4 +1,4 @@
-//! The HTTP endpoints of health, ready and prometheus.
+//! The listeners of the HTTP endpoints of health, ready and prometheus.
 //!
 //! One listener per address, shared by every plugin and block that names it; its routes, and
 //! its TLS configuration if the address has one (prometheus's `tls`), are swapped on reload like
@@ -7,8 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -23,95 +22,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
-use super::tls::HttpTls;
-use crate::corefile::Error;
+use crate::http::tls::HttpTls;
+use crate::http::{HttpAddr, HttpHandler, HttpRequest, HttpResponse};
 
 /// How long a client may take to send its request head, and to complete a TLS handshake.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a connection may last in all.
 const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// An HTTP listen address as the Corefile gives it (`:8080`, `localhost:9153`,
-/// `127.0.0.1:8181`, `[::1]:8080`): an empty host means every address.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HttpAddr {
-    pub host: String,
-    pub port: u16,
-}
-
-impl HttpAddr {
-    /// Parses `host:port` as Go's `net.SplitHostPort` does (IPv6 hosts in brackets).
-    pub fn parse(s: &str) -> Option<HttpAddr> {
-        let (host, port) = s.rsplit_once(':')?;
-        let host = match host.strip_prefix('[') {
-            Some(h) => h.strip_suffix(']')?,
-            None if host.contains(':') => return None,
-            None => host,
-        };
-        Some(HttpAddr { host: host.to_string(), port: port.parse().ok()? })
-    }
-
-    /// The socket addresses to listen on.
-    fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
-        match self.host.as_str() {
-            "" => Ok(vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), self.port)]),
-            // Go listens on the loopback address for "localhost".
-            "localhost" => Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port)]),
-            h => (h, self.port).to_socket_addrs().map(|a| a.collect()),
-        }
-    }
-}
-
-impl HttpAddr {
-    /// The directive's optional address argument (`health [ADDRESS]`), or `default`; an invalid
-    /// address is an error at its token.
-    pub fn optional_arg(args: &mut crate::corefile::Args<'_>, default: &str) -> Result<HttpAddr, Error> {
-        let Some(tok) = args.next_arg() else {
-            return Ok(HttpAddr::parse(default).expect("a valid default address"));
-        };
-        HttpAddr::parse(&tok.text)
-            .ok_or_else(|| args.error(tok, format!("invalid address '{}': expected HOST:PORT, e.g. :8080", tok.text)))
-    }
-}
-
-impl fmt::Display for HttpAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// A GET request as a handler sees it.
-pub struct HttpRequest<'a> {
-    pub path: &'a str,
-    pub accept: Option<&'a str>,
-}
-
-/// A handler's answer.
-pub struct HttpResponse {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    pub fn text(status: u16, body: impl Into<Vec<u8>>) -> HttpResponse {
-        HttpResponse { status, content_type: "text/plain; charset=utf-8", body: body.into() }
-    }
-}
-
-/// Serves one path. Handlers answer synchronously: health, readiness and a metrics scrape are
-/// all computed in memory.
-pub trait HttpHandler: Send + Sync + 'static {
-    fn handle(&self, req: &HttpRequest<'_>) -> HttpResponse;
-
-    /// Told the socket addresses the handler is served on, each time a configuration that has it
-    /// is swapped in (the health plugin's self-check requests its own endpoint).
-    fn bound(&self, _local: &[SocketAddr]) {}
-}
 
 /// The routes of one address.
 pub type Routes = BTreeMap<&'static str, Arc<dyn HttpHandler>>;
@@ -168,17 +85,13 @@ impl Drop for HttpListener {
 /// A TCP listener on `sa`; the unspecified IPv6 address also accepts IPv4 where the system
 /// allows, and falls back to IPv4 where IPv6 is absent.
 fn bind_tcp(sa: SocketAddr) -> std::io::Result<TcpListener> {
-    let listener = match super::tcp_listener(sa) {
-        Err(e) if sa.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && is_no_ipv6(&e) => {
-            super::tcp_listener(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), sa.port()))?
+    let listener = match super::listen::tcp_listener(sa) {
+        Err(e) if sa.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && super::listen::is_no_ipv6(&e) => {
+            super::listen::tcp_listener(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), sa.port()))?
         }
         other => other?,
     };
     TcpListener::from_std(listener)
-}
-
-pub(crate) fn is_no_ipv6(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(libc::EPROTONOSUPPORT))
 }
 
 async fn serve(listener: TcpListener, site: Arc<ArcSwap<Site>>) {
@@ -272,20 +185,4 @@ fn respond(routes: &Routes, req: &hyper::Request<Incoming>) -> hyper::Response<F
         .header(hyper::header::CONTENT_TYPE, answer.content_type)
         .body(Full::new(Bytes::from(answer.body)))
         .expect("valid response parts")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_go_style_addresses() {
-        assert_eq!(HttpAddr::parse(":8080"), Some(HttpAddr { host: "".into(), port: 8080 }));
-        assert_eq!(HttpAddr::parse("localhost:9153"), Some(HttpAddr { host: "localhost".into(), port: 9153 }));
-        assert_eq!(HttpAddr::parse("[::1]:8181"), Some(HttpAddr { host: "::1".into(), port: 8181 }));
-        assert_eq!(HttpAddr::parse("::1:8181"), None);
-        assert_eq!(HttpAddr::parse("8080"), None);
-        assert_eq!(HttpAddr::parse(":99999"), None);
-        assert_eq!(HttpAddr::parse("[::1]:8181").unwrap().to_string(), "[::1]:8181");
-    }
 }

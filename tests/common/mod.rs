@@ -49,6 +49,7 @@ impl TestServer {
             quiet: true,
             udp_workers: Some(2),
             loopback_ephemeral: true,
+            ..Options::default()
         };
         let server = rt.block_on(Server::start(opts)).map_err(|e| e.to_string())?;
         Ok(TestServer { server, rt: Some(rt), dir, corefile: path })
@@ -80,7 +81,7 @@ impl TestServer {
     /// The socket address of the HTTP listener configured as `addr` (`:8080`, `localhost:9153`).
     pub fn http(&self, addr: &str) -> SocketAddr {
         let addrs = self.block_on(self.server.http_addrs());
-        let want = clusterdns::server::http::HttpAddr::parse(addr).expect("an HTTP address");
+        let want = clusterdns::http::HttpAddr::parse(addr).expect("an HTTP address");
         addrs.iter().find(|(a, _)| *a == want).unwrap_or_else(|| panic!("no HTTP listener {addr}: {addrs:?}")).1[0]
     }
 

@@ -152,37 +152,24 @@ mod tests {
     use super::*;
     use crate::dns::RecordType;
     use crate::logging::capture;
-    use crate::plugin::{DynPlugin, ErrorKind};
+    use crate::plugin::testing::{self, paused_runtime};
+    use crate::plugin::{Chain, ErrorKind};
     use std::time::Duration;
-
-    /// Fails every query the way `text` says.
-    struct Fails(&'static str);
-    impl Plugin for Fails {
-        fn name(&self) -> &'static str {
-            "xyz"
-        }
-        async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-            let kind = if self.0.contains("refused") { ErrorKind::Refused } else { ErrorKind::Upstream };
-            Err(ServeError::new("xyz", kind, self.0))
-        }
-    }
 
     fn rule(period: u64, re: &str, level: Level, show_first: bool) -> Arc<Consolidated> {
         let regex = regex::Regex::new(re).unwrap();
         Arc::new(Consolidated::new(Consolidate { period: Duration::from_secs(period), regex, level, show_first }))
     }
 
-    fn chain(errors: Arc<Errors>, fails: &'static str) -> Vec<Arc<dyn DynPlugin>> {
-        vec![errors, Arc::new(Fails(fails))]
+    /// `errors` in front of a plugin that fails every query the way `fails` says.
+    fn chain(errors: Arc<Errors>, fails: &'static str) -> Chain {
+        let kind = if fails.contains("refused") { ErrorKind::Refused } else { ErrorKind::Upstream };
+        testing::chain(vec![errors, testing::fail("xyz", kind, fails)])
     }
 
-    async fn ask(chain: &[Arc<dyn DynPlugin>], name: &str) -> Result<Response, ServeError> {
+    async fn ask(chain: &Chain, name: &str) -> Result<Response, ServeError> {
         let mut req = Request::synthetic(name, RecordType::A);
         Next::chain(chain).run(&mut req).await
-    }
-
-    fn paused_runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap()
     }
 
     #[test]
@@ -208,16 +195,8 @@ mod tests {
 
     #[test]
     fn answers_pass_untouched_and_unlogged() {
-        struct Answers;
-        impl Plugin for Answers {
-            fn name(&self) -> &'static str {
-                "answers"
-            }
-            async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-                Ok(Response::with_rcode("answers", crate::dns::Rcode::NXDOMAIN))
-            }
-        }
-        let chain: Vec<Arc<dyn DynPlugin>> = vec![Arc::new(Errors::new(vec![])), Arc::new(Answers)];
+        let answers = testing::rcode("answers", crate::dns::Rcode::NXDOMAIN);
+        let chain = testing::chain(vec![Arc::new(Errors::new(vec![])), answers]);
         let (resp, log) = capture::lines(|| paused_runtime().block_on(ask(&chain, "a.example.org.")));
         assert_eq!(resp.unwrap(), Response::with_rcode("answers", crate::dns::Rcode::NXDOMAIN));
         assert!(log.is_empty(), "{log:?}");

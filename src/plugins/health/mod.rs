@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::http::{HttpAddr, HttpHandler, HttpRequest, HttpResponse};
 use crate::metrics::{Counter, Histogram, Registry};
-use crate::server::http::{HttpAddr, HttpHandler, HttpRequest, HttpResponse};
 
 mod setup;
 pub use setup::parse;

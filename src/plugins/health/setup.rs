@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use super::{Health, NAME, PATH, SelfCheckMetrics, self_check};
 use crate::corefile::{Args, Directive, Error, Pos, once};
+use crate::http::HttpAddr;
 use crate::plugin::DynPlugin;
 use crate::plugin::setup::{DynConfig, ParseCtx, PluginConfig, SetupCtx};
-use crate::server::http::HttpAddr;
 
 pub const DEFAULT_ADDR: &str = ":8080";
 

@@ -140,7 +140,7 @@ fn test_plugin(hosts: &str, origins: &[&str], fall: Fallthrough, reverse: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::DynPlugin;
+    use crate::plugin::testing;
 
     const HOSTS: &str = "\
 127.0.0.1 localhost localhost.domain
@@ -150,23 +150,11 @@ mod tests {
 fe80::1%eth0 router.example.org
 ";
 
-    /// Answers every query it gets, so tests can tell a handed-on query.
-    struct Below;
-    impl Plugin for Below {
-        fn name(&self) -> &'static str {
-            "below"
-        }
-        async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-            Ok(Response::new("below"))
-        }
-    }
-
     /// The plugin's answer (`rcode aa? records...`) or `next`.
     fn ask(h: Hosts, name: &str, qtype: RecordType) -> String {
-        let chain: Vec<Arc<dyn DynPlugin>> = vec![Arc::new(h), Arc::new(Below)];
+        let chain = testing::chain(vec![Arc::new(h), testing::rcode("below", Rcode::NOERROR)]);
         let mut req = Request::synthetic(name, qtype);
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let resp = rt.block_on(Next::chain(&chain).run(&mut req)).unwrap();
+        let resp = testing::run(&chain, &mut req).unwrap();
         if resp.plugin() == "below" {
             return "next".into();
         }

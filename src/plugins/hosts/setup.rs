@@ -173,14 +173,9 @@ impl PluginConfig for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::config::plan;
 
     fn config(text: &str) -> Result<Config, String> {
-        let corefile =
-            crate::corefile::parse_str("/etc/coredns/Corefile", text, &|_| None).map_err(|e| e.to_string())?;
-        let plan = plan(&corefile, 53).map_err(|e| e.to_string())?;
-        let p = plan.blocks.into_iter().next().unwrap().plugins.into_iter().find(|p| p.entry.name == NAME).unwrap();
-        Ok(p.config.as_any().downcast_ref::<Config>().unwrap().clone())
+        crate::plugin::testing::parse_config(text, NAME, parse)
     }
 
     fn names(zones: &[Name]) -> Vec<String> {

@@ -197,7 +197,7 @@ impl std::fmt::Display for Cidr {
 mod tests {
     use super::*;
     use crate::dns::Name;
-    use crate::plugin::{DynPlugin, ErrorKind};
+    use crate::plugin::{ErrorKind, testing};
     use std::collections::HashSet;
 
     fn rr(text: &str) -> Record {
@@ -225,13 +225,9 @@ mod tests {
 
     /// Answers with fixed sections: an answer section of three addresses behind a CNAME, two
     /// MX in authority, a TXT and two addresses in additional.
-    struct Fixed(Rcode);
-    impl Plugin for Fixed {
-        fn name(&self) -> &'static str {
-            "fixed"
-        }
-        async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-            let mut resp = Response::with_rcode("fixed", self.0);
+    fn fixed(rcode: Rcode) -> Arc<dyn crate::plugin::DynPlugin> {
+        testing::answer("fixed", move |_| {
+            let mut resp = Response::with_rcode("fixed", rcode);
             resp.answer = rrs(&[
                 "www.example.org. A 10.0.0.1",
                 "www.example.org. A 10.0.0.2",
@@ -242,7 +238,7 @@ mod tests {
             resp.additional =
                 rrs(&["mx1.example.org. A 192.168.0.1", "x.example.org. TXT t", "mx2.example.org. A 10.1.0.1"]);
             Ok(resp)
-        }
+        })
     }
 
     fn round_robin_plugin(prefer: &[&str]) -> LoadBalance {
@@ -251,12 +247,11 @@ mod tests {
     }
 
     fn run(lb: LoadBalance, rcode: Rcode, qtype: RecordType, n: usize) -> Vec<Response> {
-        let chain: Vec<Arc<dyn DynPlugin>> = vec![Arc::new(lb), Arc::new(Fixed(rcode))];
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let chain = testing::chain(vec![Arc::new(lb), fixed(rcode)]);
         (0..n)
             .map(|_| {
                 let mut req = Request::synthetic("example.org.", qtype);
-                rt.block_on(Next::chain(&chain).run(&mut req)).unwrap()
+                testing::run(&chain, &mut req).unwrap()
             })
             .collect()
     }
@@ -303,19 +298,10 @@ mod tests {
         for resp in run(round_robin_plugin(&[]), Rcode::NOERROR, RecordType::AXFR, 20) {
             assert_eq!(resp.answer, untouched);
         }
-        struct Fails;
-        impl Plugin for Fails {
-            fn name(&self) -> &'static str {
-                "fails"
-            }
-            async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-                Err(ServeError::new("fails", ErrorKind::Upstream, "down"))
-            }
-        }
-        let chain: Vec<Arc<dyn DynPlugin>> = vec![Arc::new(round_robin_plugin(&[])), Arc::new(Fails)];
+        let fails = testing::fail("fails", ErrorKind::Upstream, "down");
+        let chain = testing::chain(vec![Arc::new(round_robin_plugin(&[])), fails]);
         let mut req = Request::synthetic("example.org.", RecordType::A);
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let err = rt.block_on(Next::chain(&chain).run(&mut req)).unwrap_err();
+        let err = testing::run(&chain, &mut req).unwrap_err();
         assert_eq!(err.to_string(), "plugin/fails: down");
     }
 

@@ -137,17 +137,13 @@ impl Plugin for Log {
 mod tests {
     use super::*;
     use crate::dns::{RData, Rcode, Record, RecordType};
-    use crate::plugin::{DynPlugin, ErrorKind};
+    use crate::plugin::{DynPlugin, ErrorKind, testing};
     use std::sync::{Arc, Mutex};
 
     /// Answers each name by its first label: `nx` NXDOMAIN with a SOA, `nodata` NODATA with a
     /// SOA, `fail` an error, anything else an address.
-    struct Fake;
-    impl Plugin for Fake {
-        fn name(&self) -> &'static str {
-            "fake"
-        }
-        async fn serve<'a>(&'a self, req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
+    fn fake() -> Arc<dyn DynPlugin> {
+        testing::answer("fake", |req| {
             let soa = || {
                 let n = Name::parse("example.org.").unwrap();
                 let soa = crate::dns::Soa {
@@ -172,7 +168,7 @@ mod tests {
                 _ => resp.answer.push(Record::new(req.qname().clone(), 5, RData::A("10.0.0.1".parse().unwrap()))),
             }
             Ok(resp)
-        }
+        })
     }
 
     /// Runs a query per name through `log` (parsed from `directives`) and the fake; returns the
@@ -184,8 +180,8 @@ mod tests {
         let rules = cfg.as_any().downcast_ref::<setup::Config>().unwrap().rules.clone();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let log = Log { rules: rules.into(), out: Output::Capture(lines.clone()) };
-        let chain: Vec<Arc<dyn DynPlugin>> = vec![Arc::new(log), Arc::new(Fake)];
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let chain = testing::chain(vec![Arc::new(log), fake()]);
+        let rt = testing::runtime();
         for name in names {
             let mut req = Request::synthetic(name, RecordType::A);
             if name.starts_with("slow") {

@@ -12,10 +12,10 @@
 use std::sync::Arc;
 
 use crate::dns::{Request, Response};
+use crate::http::{HttpHandler, HttpRequest, HttpResponse};
 use crate::metrics::dns::ZoneRecorder;
 use crate::metrics::{Format, Registry};
 use crate::plugin::{Next, Plugin, ReplyObserver, ServeError};
-use crate::server::http::{HttpHandler, HttpRequest, HttpResponse};
 
 mod setup;
 mod webconfig;
@@ -106,31 +106,10 @@ mod tests {
     use super::*;
     use crate::dns::{Rcode, RecordType, Route};
     use crate::metrics::dns::DnsMetrics;
-    use crate::plugin::{DynPlugin, ErrorKind};
-
-    struct Answer(Rcode);
-    impl Plugin for Answer {
-        fn name(&self) -> &'static str {
-            "answer"
-        }
-        async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-            Ok(Response::with_rcode("answer", self.0))
-        }
-    }
-
-    struct Fail;
-    impl Plugin for Fail {
-        fn name(&self) -> &'static str {
-            "fail"
-        }
-        async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
-            Err(ServeError::new("fail", ErrorKind::Refused, "no"))
-        }
-    }
+    use crate::plugin::{DynPlugin, ErrorKind, testing};
 
     fn run(chain: Vec<Arc<dyn DynPlugin>>, req: &mut Request) -> Result<Response, ServeError> {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(Next::chain(&chain).run(req))
+        testing::run(&testing::chain(chain), req)
     }
 
     #[test]
@@ -143,12 +122,12 @@ mod tests {
 
         let mut req = Request::synthetic("a.example.net.", RecordType::A);
         req.set_route(Route { zone: 1, server: 1 });
-        let resp = run(vec![p.clone(), Arc::new(Answer(Rcode::NXDOMAIN))], &mut req).unwrap();
+        let resp = run(vec![p.clone(), testing::rcode("answer", Rcode::NXDOMAIN)], &mut req).unwrap();
         assert_eq!(resp.rcode, Rcode::NXDOMAIN);
         p.reply_written(&req, 61);
 
         let mut req = Request::synthetic("b.example.org.", RecordType::AAAA);
-        let err = run(vec![p.clone(), Arc::new(Fail)], &mut req).unwrap_err();
+        let err = run(vec![p.clone(), testing::fail("fail", ErrorKind::Refused, "no")], &mut req).unwrap_err();
         assert_eq!(err.rcode(), Rcode::REFUSED);
         p.reply_written(&req, 31);
 

@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use super::{MetricsEndpoint, NAME, PATH, Prometheus, webconfig};
 use crate::corefile::{Args, Directive, Error, Pos, once};
+use crate::http::HttpAddr;
+use crate::http::tls::HttpTls;
 use crate::metrics::dns::DnsMetrics;
 use crate::plugin::DynPlugin;
 use crate::plugin::setup::{DynConfig, ParseCtx, PluginConfig, SetupCtx};
-use crate::server::http::HttpAddr;
-use crate::server::tls::HttpTls;
 
 pub const DEFAULT_ADDR: &str = "localhost:9153";
 

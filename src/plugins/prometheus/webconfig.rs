@@ -30,7 +30,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::server::tls::{ClientAuth, TlsSettings};
+use crate::http::tls::{ClientAuth, TlsSettings};
 
 /// An error in the file, at a line and column (1-based) when there is one to blame.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

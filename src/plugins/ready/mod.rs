@@ -6,9 +6,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::http::{HttpHandler, HttpRequest, HttpResponse};
 use crate::plugin::Readiness;
-use crate::server::http::{HttpHandler, HttpRequest, HttpResponse};
-use crate::server::lifecycle::Lifecycle;
+use crate::plugin::lifecycle::Lifecycle;
 
 mod setup;
 pub use setup::parse;

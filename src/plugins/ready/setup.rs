@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use super::{Monitor, NAME, PATH, Ready};
 use crate::corefile::{Args, Directive, Error, Pos, once};
+use crate::http::HttpAddr;
 use crate::plugin::DynPlugin;
 use crate::plugin::setup::{DynConfig, ParseCtx, PluginConfig, SetupCtx};
-use crate::server::http::HttpAddr;
 
 pub const DEFAULT_ADDR: &str = ":8181";
 
