@@ -227,14 +227,19 @@ fn why_we_reject(data: &[u8], e: &MessageError, theirs: &HMessage) -> Option<Kno
             Some(Known::EmptyRdataInUpdate)
         }
         MessageError::BadOptions { .. } => Some(Known::HickoryDropsTruncatedOption),
-        MessageError::RdataTooShort { rtype, .. } | MessageError::RdataTooLong { rtype, .. }
-            if raw_in_hickory(rtype.0).is_some() =>
-        {
-            Some(Known::HickoryKeepsRaw(rtype))
-        }
-        MessageError::BadPointer { at } | MessageError::BadLabelType { at } | MessageError::NameTooLong { at } => {
-            let span = holding(at)?;
-            raw_in_hickory(span.rtype).map(|_| Known::HickoryKeepsRaw(RecordType(span.rtype)))
+        MessageError::RdataTooShort { at, .. }
+        | MessageError::RdataTooLong { at, .. }
+        | MessageError::BadPointer { at }
+        | MessageError::BadLabelType { at }
+        | MessageError::NameTooLong { at } => {
+            let span = record_at(at).or_else(|| holding(at))?;
+            let layout = raw_in_hickory(span.rtype)?;
+            // hickory's message reader keeps the type raw; its name reader, given the same
+            // layout, must find the RDATA as bad as we do.
+            match decompress(data, span, layout) {
+                Err(_) => Some(Known::HickoryKeepsRaw(RecordType(span.rtype))),
+                Ok(_) => None,
+            }
         }
         _ => None,
     }
@@ -340,10 +345,17 @@ fn expected_rdata(data: &[u8], span: Span, theirs: &HRData) -> Result<Vec<u8>, S
     if modelled(span.rtype, span.class) || span.rtype == 35 {
         return hickory_wire(theirs);
     }
-    let Some(layout) = raw_in_hickory(span.rtype) else {
+    match raw_in_hickory(span.rtype) {
+        Some(layout) => decompress(data, span, layout),
         // Opaque: the message's own bytes, exactly.
-        return Ok(data[start..end].to_vec());
-    };
+        None => Ok(data[start..end].to_vec()),
+    }
+}
+
+/// The RDATA of `span` with the names of `layout` read by hickory's name reader and written out
+/// in full; an error when a field does not fit RDATA or a name does not read.
+fn decompress(data: &[u8], span: Span, layout: &[Part]) -> Result<Vec<u8>, String> {
+    let (start, end) = span.rdata;
     let mut out = Vec::new();
     let mut pos = start;
     for part in layout {
@@ -354,7 +366,7 @@ fn expected_rdata(data: &[u8], span: Span, theirs: &HRData) -> Result<Vec<u8>, S
             }
             Part::N => {
                 let mut d = BinDecoder::new(&data[..end]).clone(pos as u16);
-                let name = HName::read(&mut d).map_err(|e| format!("hickory cannot read a name we read: {e}"))?;
+                let name = HName::read(&mut d).map_err(|e| format!("hickory reads no name at {pos}: {e}"))?;
                 out.extend_from_slice(&name_wire(&name)?);
                 pos = d.index();
             }
