@@ -226,10 +226,14 @@ pub fn decode_message(msg: &[u8]) -> Result<Message, MessageError> {
     let mut edns: Option<Edns> = None;
     let mut ext_rcode = 0;
     for _ in 0..arcount {
-        match r.record(Section::Additional)? {
-            Entry::Record(rec) => additional.push(rec),
-            Entry::Opt { at, .. } if edns.is_some() => return Err(MessageError::DuplicateOpt { at }),
-            Entry::Opt { edns: e, ext_rcode: x, .. } => (edns, ext_rcode) = (Some(e), x),
+        let raw = r.raw_record(Section::Additional)?;
+        if raw.rtype != RecordType::OPT {
+            additional.push(r.record(raw)?);
+        } else if edns.is_some() {
+            return Err(MessageError::DuplicateOpt { at: raw.at });
+        } else {
+            let (e, x) = r.opt(raw)?;
+            (edns, ext_rcode) = (Some(e), x);
         }
     }
     // RFC 6891 6.1.3: EXTENDED-RCODE "Forms the upper 8 bits of extended 12-bit RCODE (together
@@ -240,13 +244,19 @@ pub fn decode_message(msg: &[u8]) -> Result<Message, MessageError> {
 
 /// The smallest question: the root name, QTYPE and QCLASS.
 const QUESTION_MIN_LEN: usize = 1 + 4;
-/// The smallest record: the root name (or a pointer's first byte), TYPE, CLASS, TTL, RDLENGTH.
+/// The smallest record: the root name, TYPE, CLASS, TTL, RDLENGTH and no RDATA.
 const RECORD_MIN_LEN: usize = 1 + 10;
 
-/// A record, or the OPT pseudo-record, which is not one.
-enum Entry {
-    Record(Record),
-    Opt { at: usize, edns: Edns, ext_rcode: u8 },
+/// A record's owner and fixed fields, and where its RDATA lies, before the RDATA is read: the
+/// OPT pseudo-record reads its own way.
+struct RawRecord {
+    /// Where the record starts.
+    at: usize,
+    name: Name,
+    rtype: RecordType,
+    class: Class,
+    ttl: u32,
+    rdata: std::ops::Range<usize>,
 }
 
 /// Reads the message front to back.
@@ -294,16 +304,18 @@ impl<'a> Reader<'a> {
     fn records(&mut self, section: Section, count: u16) -> Result<Vec<Record>, MessageError> {
         let mut records = Vec::with_capacity(self.room_for(count, RECORD_MIN_LEN));
         for _ in 0..count {
-            match self.record(section)? {
-                Entry::Record(r) => records.push(r),
-                Entry::Opt { at, .. } => return Err(MessageError::OptOutsideAdditional { section, at }),
+            let raw = self.raw_record(section)?;
+            if raw.rtype == RecordType::OPT {
+                return Err(MessageError::OptOutsideAdditional { section, at: raw.at });
             }
+            records.push(self.record(raw)?);
         }
         Ok(records)
     }
 
-    /// One resource record (RFC 1035 4.1.3): NAME, TYPE, CLASS, TTL, RDLENGTH, RDATA.
-    fn record(&mut self, section: Section) -> Result<Entry, MessageError> {
+    /// One resource record's NAME, TYPE, CLASS, TTL and RDLENGTH (RFC 1035 4.1.3), leaving the
+    /// reader after its RDATA.
+    fn raw_record(&mut self, section: Section) -> Result<RawRecord, MessageError> {
         let at = self.pos;
         let name = self.name(section)?;
         let [t0, t1, c0, c1, l0, l1, l2, l3, d0, d1] = self.fixed(section, at)?;
@@ -311,30 +323,30 @@ impl<'a> Reader<'a> {
         let class = Class(u16::from_be_bytes([c0, c1]));
         let ttl = u32::from_be_bytes([l0, l1, l2, l3]);
         let rdlength = u16::from_be_bytes([d0, d1]);
-        let start = self.pos;
-        let end = start + usize::from(rdlength);
-        if end > self.msg.len() {
+        let rdata = self.pos..self.pos + usize::from(rdlength);
+        if rdata.end > self.msg.len() {
             return Err(MessageError::RdataOverrun { at, rtype, rdlength });
         }
-        self.pos = end;
+        self.pos = rdata.end;
+        Ok(RawRecord { at, name, rtype, class, ttl, rdata })
+    }
 
-        if rtype == RecordType::OPT {
-            if section != Section::Additional {
-                return Err(MessageError::OptOutsideAdditional { section, at });
-            }
-            if !name.is_root() {
-                return Err(MessageError::OptNotRoot { at });
-            }
-            // CLASS is the sender's UDP payload size; TTL holds EXTENDED-RCODE, VERSION and flags.
-            let (edns, ext_rcode) =
-                opt_fields(class.0, ttl, &self.msg[start..end]).map_err(|_| MessageError::BadOptions { at })?;
-            return Ok(Entry::Opt { at, edns, ext_rcode });
-        }
+    /// The record with its RDATA read by type.
+    fn record(&self, raw: RawRecord) -> Result<Record, MessageError> {
         // The RDATA reader sees the message up to the end of this RDATA: nothing it reads can
         // run into the next record, and pointers still reach every earlier byte.
-        let rdata = Rdata { msg: &self.msg[..end], pos: start, at, rtype };
-        let data = rdata.decode(class)?;
-        Ok(Entry::Record(Record { name, class, ttl, data }))
+        let rdata = Rdata { msg: &self.msg[..raw.rdata.end], pos: raw.rdata.start, at: raw.at, rtype: raw.rtype };
+        let data = rdata.decode(raw.class)?;
+        Ok(Record { name: raw.name, class: raw.class, ttl: raw.ttl, data })
+    }
+
+    /// The OPT pseudo-record (RFC 6891 6.1.2), and its EXTENDED-RCODE: CLASS is the sender's UDP
+    /// payload size, TTL holds EXTENDED-RCODE, VERSION, DO and Z, RDATA the options.
+    fn opt(&self, raw: RawRecord) -> Result<(Edns, u8), MessageError> {
+        if !raw.name.is_root() {
+            return Err(MessageError::OptNotRoot { at: raw.at });
+        }
+        opt_fields(raw.class.0, raw.ttl, &self.msg[raw.rdata]).map_err(|_| MessageError::BadOptions { at: raw.at })
     }
 }
 
