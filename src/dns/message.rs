@@ -222,7 +222,8 @@ pub fn decode_message(msg: &[u8]) -> Result<Message, MessageError> {
     let answer = r.records(Section::Answer, ancount)?;
     let authority = r.records(Section::Authority, nscount)?;
 
-    let mut additional = Vec::with_capacity(r.room_for(arcount, RECORD_MIN_LEN));
+    // Most responses end with an OPT record, which is not kept among the records.
+    let mut additional = Vec::with_capacity(r.room_for(arcount.saturating_sub(1), RECORD_MIN_LEN));
     let mut edns: Option<Edns> = None;
     let mut ext_rcode = 0;
     for _ in 0..arcount {
