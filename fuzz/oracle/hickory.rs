@@ -58,9 +58,10 @@ pub enum Known {
     /// ones; we keep options as bytes (a forwarder passes them on).
     HickoryParsesOption,
     /// hickory rejects a name whose labels, after a compression pointer, run on into the bytes
-    /// that pointed there (`LabelOverlapsWithOther`). We require only that every pointer points
-    /// strictly before the labels it ends, which is enough for decoding to terminate and the
-    /// name to be well defined.
+    /// that pointed there (`LabelOverlapsWithOther`), whether in a record it reads or, through
+    /// its name reader, in one of the types it keeps raw. We require only that every pointer
+    /// points strictly before the labels it ends, which is enough for decoding to terminate and
+    /// the name to be well defined.
     OverlappingLabels,
     /// An OPT record whose last option runs past RDLENGTH (but is no longer than all of it):
     /// hickory ignores the options, we reject the record (RFC 6891 6.1.2: the options follow
@@ -78,10 +79,10 @@ pub fn compare(data: &[u8], ours: &Result<Message, MessageError>) -> Result<Agre
     let theirs = HMessage::from_vec(data);
     match (ours, theirs) {
         (Err(_), Err(_)) => Ok(Agreement::BothRejected),
-        (Ok(ours), Ok(theirs)) => {
-            same_message(data, ours, &theirs)?;
-            Ok(Agreement::Same)
-        }
+        (Ok(ours), Ok(theirs)) => Ok(match same_message(data, ours, &theirs)? {
+            None => Agreement::Same,
+            Some(known) => Agreement::Known(known),
+        }),
         (Ok(_), Err(e)) => why_hickory_rejects(data, &e)
             .map(Agreement::Known)
             .map_err(|why| format!("we decode what hickory rejects ({e}): {why}")),
@@ -190,12 +191,14 @@ fn why_hickory_rejects(data: &[u8], e: &DecodeError) -> Result<Known, String> {
             _ => Err("a rule about the whole message".into()),
         },
         Some((DecodeError::LabelOverlapsWithOther { .. }, _)) => Ok(Known::OverlappingLabels),
-        Some((e, Some(span))) if span.rtype == RecordType::OPT.0 => match e {
-            DecodeError::IncorrectRDataLengthRead { .. } | DecodeError::InsufficientBytes => {
-                Err(format!("the OPT record: {e}"))
+        // hickory reads the options of an OPT record that tile it (each `code length data`, to
+        // the end of RDATA), yet fails: it parsed an option's data.
+        Some((e, Some(span))) if span.rtype == RecordType::OPT.0 => {
+            match options_tile(&data[span.rdata.0..span.rdata.1]) {
+                true => Ok(Known::HickoryParsesOption),
+                false => Err(format!("the OPT record: {e}")),
             }
-            _ => Ok(Known::HickoryParsesOption),
-        },
+        }
         Some((e, Some(span))) if !modelled(span.rtype, span.class) => {
             let name_error = matches!(
                 e,
@@ -212,6 +215,18 @@ fn why_hickory_rejects(data: &[u8], e: &DecodeError) -> Result<Known, String> {
         }
         Some((e, span)) => Err(format!("{e} in {span:?}")),
     }
+}
+
+/// Whether EDNS options, `code(2) length(2) data(length)` each, fill `rdata` exactly.
+fn options_tile(mut rdata: &[u8]) -> bool {
+    while let [_, _, hi, lo, rest @ ..] = rdata {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+        match rest.get(len..) {
+            Some(next) => rdata = next,
+            None => return false,
+        }
+    }
+    rdata.is_empty()
 }
 
 /// Why we reject a message hickory decodes, if it is a [`Known`] reason.
@@ -245,8 +260,8 @@ fn why_we_reject(data: &[u8], e: &MessageError, theirs: &HMessage) -> Option<Kno
     }
 }
 
-/// Checks that two readings of `data` agree.
-fn same_message(data: &[u8], ours: &Message, theirs: &HMessage) -> Result<(), String> {
+/// Checks that two readings of `data` agree; a [`Known`] difference where they may not.
+fn same_message(data: &[u8], ours: &Message, theirs: &HMessage) -> Result<Option<Known>, String> {
     let h = &theirs.metadata;
     let header = (
         h.id,
@@ -300,7 +315,12 @@ fn same_message(data: &[u8], ours: &Message, theirs: &HMessage) -> Result<(), St
             if got != want {
                 return Err(format!("{section} record {i}: hickory {want:?}, ours {got:?}"));
             }
-            let expected = expected_rdata(data, span, &hr.data)?;
+            let expected = match expected_rdata(data, span, &hr.data) {
+                Ok(expected) => expected,
+                // A type hickory keeps raw, whose name its own reader refuses for overlapping.
+                Err(Undecompressable::OverlappingLabels) => return Ok(Some(Known::OverlappingLabels)),
+                Err(Undecompressable::Bad(e)) => return Err(format!("{section} record {i}: {e}")),
+            };
             let ours = rdata_wire(&r.data);
             if ours != expected {
                 return Err(format!(
@@ -336,14 +356,21 @@ fn same_message(data: &[u8], ours: &Message, theirs: &HMessage) -> Result<(), St
         }
         (o, t) => return Err(format!("OPT record: hickory {}, ours {}", t.is_some(), o.is_some())),
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Why the oracle could not decompress RDATA with hickory's name reader.
+enum Undecompressable {
+    /// A name hickory refuses only for its overlapping labels (see [`Known::OverlappingLabels`]).
+    OverlappingLabels,
+    Bad(String),
 }
 
 /// What our RDATA must be, as uncompressed wire bytes.
-fn expected_rdata(data: &[u8], span: Span, theirs: &HRData) -> Result<Vec<u8>, String> {
+fn expected_rdata(data: &[u8], span: Span, theirs: &HRData) -> Result<Vec<u8>, Undecompressable> {
     let (start, end) = span.rdata;
     if modelled(span.rtype, span.class) || span.rtype == 35 {
-        return hickory_wire(theirs);
+        return hickory_wire(theirs).map_err(Undecompressable::Bad);
     }
     match raw_in_hickory(span.rtype) {
         Some(layout) => decompress(data, span, layout),
@@ -354,20 +381,25 @@ fn expected_rdata(data: &[u8], span: Span, theirs: &HRData) -> Result<Vec<u8>, S
 
 /// The RDATA of `span` with the names of `layout` read by hickory's name reader and written out
 /// in full; an error when a field does not fit RDATA or a name does not read.
-fn decompress(data: &[u8], span: Span, layout: &[Part]) -> Result<Vec<u8>, String> {
+fn decompress(data: &[u8], span: Span, layout: &[Part]) -> Result<Vec<u8>, Undecompressable> {
+    let bad = |e: String| Undecompressable::Bad(e);
     let (start, end) = span.rdata;
     let mut out = Vec::new();
     let mut pos = start;
     for part in layout {
         match *part {
             Part::F(n) => {
-                out.extend_from_slice(data.get(pos..pos + n).filter(|_| pos + n <= end).ok_or("short fixed field")?);
+                let field = data.get(pos..pos + n).filter(|_| pos + n <= end);
+                out.extend_from_slice(field.ok_or_else(|| bad("short fixed field".into()))?);
                 pos += n;
             }
             Part::N => {
                 let mut d = BinDecoder::new(&data[..end]).clone(pos as u16);
-                let name = HName::read(&mut d).map_err(|e| format!("hickory reads no name at {pos}: {e}"))?;
-                out.extend_from_slice(&name_wire(&name)?);
+                let name = HName::read(&mut d).map_err(|e| match e {
+                    DecodeError::LabelOverlapsWithOther { .. } => Undecompressable::OverlappingLabels,
+                    e => bad(format!("hickory reads no name at {pos}: {e}")),
+                })?;
+                out.extend_from_slice(&name_wire(&name).map_err(bad)?);
                 pos = d.index();
             }
             Part::R => {
@@ -377,7 +409,7 @@ fn decompress(data: &[u8], span: Span, layout: &[Part]) -> Result<Vec<u8>, Strin
         }
     }
     if pos != end {
-        return Err(format!("type {} RDATA has {} bytes after its fields", span.rtype, end - pos));
+        return Err(bad(format!("type {} RDATA has {} bytes after its fields", span.rtype, end - pos)));
     }
     Ok(out)
 }
