@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clusterdns::cli::{self, USAGE};
 use clusterdns::plugins::ORDER;
-use clusterdns::server::{Options, Server, config};
+use clusterdns::server::{Options, Server, config, listen};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -38,6 +38,11 @@ fn main() -> ExitCode {
     }
 
     clusterdns::logging::init();
+    // As Go's runtime does for CoreDNS: the soft descriptor limit up to the hard one, so DNS
+    // connections are bounded by what the system allows, not by a shell's default of 1,024.
+    if let Err(e) = listen::raise_descriptor_limit() {
+        tracing::warn!("cannot raise the open file limit to its hard limit: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -39,6 +39,15 @@ const LATER_FAMILIES: &[&str] = &[
     "coredns_kubernetes_", // kubernetes plugin
 ];
 
+/// Families clusterdns adds where CoreDNS 1.14 has none, in CoreDNS's naming style, with their
+/// labels: the TCP connection limits (see the `timeouts` plugin's README). Each must not clash
+/// with a CoreDNS family.
+const OWN_FAMILIES: &[(&str, &[&str])] = &[
+    ("coredns_dns_tcp_open_connections", &["server"]),
+    ("coredns_dns_tcp_refused_connections_total", &["reason", "server"]),
+    ("coredns_dns_tcp_evicted_connections_total", &["reason", "server"]),
+];
+
 /// The compatibility data: copies of the project's `shared/compat/` (see its README there and
 /// in `tests/data/compat/`).
 fn compat_dir() -> PathBuf {
@@ -228,14 +237,19 @@ fn every_metric_dashboards_and_alerts_use_is_there_with_its_labels() {
 #[test]
 fn every_coredns_family_has_coredns_label_names() {
     let (_s, body) = scrape();
-    let want: BTreeMap<String, BTreeSet<String>> = tsv("coredns-1.14-metrics.tsv")
+    let coredns: BTreeMap<String, BTreeSet<String>> = tsv("coredns-1.14-metrics.tsv")
         .into_iter()
         .map(|r| (r["family"].clone(), list(&r["labels"]).into_iter().map(String::from).collect()))
         .collect();
+    let mut want = coredns.clone();
+    for (family, labels) in OWN_FAMILIES {
+        assert!(!coredns.contains_key(*family), "{family} is CoreDNS's: it is not ours to define");
+        want.insert(family.to_string(), labels.iter().map(|l| l.to_string()).collect());
+    }
     let mut families = BTreeSet::new();
     for s in parse_exposition(&body).iter().filter(|s| s.name.starts_with("coredns_")) {
         let family = family_of(&s.name);
-        let want = want.get(family).unwrap_or_else(|| panic!("{family} is not a CoreDNS 1.14 family"));
+        let want = want.get(family).unwrap_or_else(|| panic!("{family} is neither a CoreDNS 1.14 family nor ours"));
         let got: BTreeSet<String> = s.labels.keys().filter(|k| *k != "le").cloned().collect();
         assert_eq!(&got, want, "labels of {}", s.name);
         families.insert(family.to_string());
@@ -250,6 +264,9 @@ fn every_coredns_family_has_coredns_label_names() {
         "coredns_dns_responses_total",
         "coredns_panics_total",
         "coredns_plugin_enabled",
+        "coredns_dns_tcp_open_connections",
+        "coredns_dns_tcp_refused_connections_total",
+        "coredns_dns_tcp_evicted_connections_total",
     ] {
         assert!(families.contains(f), "{f} missing from\n{body}");
     }

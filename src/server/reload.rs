@@ -13,7 +13,7 @@ use sha2::{Digest, Sha512};
 use super::dispatch::ZoneTable;
 use super::http::{HttpListener, Routes};
 use super::listen::{Bound, ListenKey, server_label};
-use super::{ConfigError, Server, State, build, config, panic};
+use super::{ConfigError, Server, State, TcpSettings, build, config, panic};
 use crate::corefile::{self, Corefile, Directive, Error, Pos, Token, format_duration};
 use crate::http::HttpAddr;
 use crate::plugin::handles::{Dispatch, Serving};
@@ -196,11 +196,17 @@ impl Server {
 
         // Swap.
         for (key, (table, holder)) in tables {
+            let settings = TcpSettings::default();
             match state.dns.get(&key) {
-                Some(l) => l.table.store(table),
+                Some(l) => {
+                    l.table.store(table);
+                    l.set_tcp_settings(self, settings);
+                }
                 None => {
                     let b = bound.remove(&key).expect("bound above");
-                    let l = self.serve(b, holder).map_err(|e| Error::syntax(&plan.blocks[0].pos, e.to_string()))?;
+                    let l = self
+                        .serve(b, holder, &label(&key), settings)
+                        .map_err(|e| Error::syntax(&plan.blocks[0].pos, e.to_string()))?;
                     state.dns.insert(key, l);
                 }
             }
