@@ -9,6 +9,7 @@ use crate::dns::Name;
 use crate::plugin::registry::{PluginEntry, PluginSet};
 use crate::plugin::setup::{DynConfig, ParseCtx};
 use crate::plugins::bind::BindConfig;
+use crate::plugins::timeouts::Timeouts;
 
 /// A whole configuration, checked.
 #[derive(Debug)]
@@ -48,6 +49,11 @@ impl BlockPlan {
     /// The block's `bind` configuration, if it has one.
     pub fn bind(&self) -> Option<&BindConfig> {
         self.plugins.iter().find_map(|p| p.config.as_any().downcast_ref::<BindConfig>())
+    }
+
+    /// The block's `timeouts` configuration, if it has one.
+    pub fn timeouts(&self) -> Option<&Timeouts> {
+        self.plugins.iter().find_map(|p| p.config.as_any().downcast_ref::<Timeouts>())
     }
 
     pub fn plugin_names(&self) -> impl Iterator<Item = &'static str> + '_ {

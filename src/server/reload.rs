@@ -194,9 +194,21 @@ impl Server {
             return Err(Error::syntax(&plan.blocks[0].pos, "shutting down: the configuration was not started").into());
         }
 
+        // The TCP side of each listen address: CoreDNS's defaults, then what the `timeouts` of
+        // each block listening there sets, in file order (a later block wins, as in CoreDNS).
+        let mut tcp: BTreeMap<&ListenKey, TcpSettings> = BTreeMap::new();
+        for (block, keys) in &listen {
+            for (key, _) in keys {
+                let s = tcp.entry(key).or_default();
+                if let Some(t) = plan.blocks[*block].timeouts() {
+                    t.apply(s);
+                }
+            }
+        }
+
         // Swap.
         for (key, (table, holder)) in tables {
-            let settings = TcpSettings::default();
+            let settings = tcp.get(&key).copied().unwrap_or_default();
             match state.dns.get(&key) {
                 Some(l) => {
                     l.table.store(table);
