@@ -3,6 +3,8 @@
 //! 127.0.0.1 and every wait is bounded. Servers and processes stop when their guard drops.
 #![allow(dead_code)]
 
+pub mod plugins;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -40,7 +42,7 @@ impl TestServer {
 
     /// Starts `corefile` from `dir` (which may already hold files it imports or reads).
     pub fn try_start_in(dir: tempfile::TempDir, corefile: &str) -> Result<TestServer, String> {
-        TestServer::try_start_with(dir, corefile, |_| {})
+        TestServer::try_start_configured(dir, corefile, |_| {})
     }
 
     /// Starts `corefile` listening exactly where it says, as the binary does: `bind` addresses,
@@ -48,11 +50,21 @@ impl TestServer {
     /// listener to 127.0.0.1 and an ephemeral port). Write ports from [`free_port`].
     pub fn try_start_as_written(corefile: &str) -> Result<TestServer, String> {
         let dir = tempfile::tempdir().expect("temp dir");
-        TestServer::try_start_with(dir, corefile, |o| o.loopback_ephemeral = false)
+        TestServer::try_start_configured(dir, corefile, |o| o.loopback_ephemeral = false)
+    }
+
+    /// Starts `corefile` from `dir` with the plugins of `plugins` (the tests' own, say:
+    /// [`plugins::TEST_PLUGINS`]).
+    pub fn try_start_with(
+        dir: tempfile::TempDir,
+        corefile: &str,
+        plugins: &'static clusterdns::plugin::registry::PluginSet,
+    ) -> Result<TestServer, String> {
+        TestServer::try_start_configured(dir, corefile, |o| o.plugins = plugins)
     }
 
     /// Starts `corefile` from `dir` with the harness's options changed by `adjust`.
-    pub fn try_start_with(
+    pub fn try_start_configured(
         dir: tempfile::TempDir,
         corefile: &str,
         adjust: impl FnOnce(&mut Options),
