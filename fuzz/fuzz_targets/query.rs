@@ -1,6 +1,10 @@
 //! Raw packets through the server's dispatch path (`clusterdns::fuzzing::QueryHarness`): must
-//! never panic, and every packet the decoder does not drop gets exactly one well-formed reply.
+//! never panic, and every packet gets the reply hickory-proto's reading says it deserves
+//! (`oracle/query.rs`: drop, an error with its rcode, or an answer), well formed.
 #![no_main]
+
+#[path = "../oracle/query.rs"]
+mod query_oracle;
 
 use std::sync::OnceLock;
 
@@ -12,5 +16,5 @@ fn harness() -> &'static QueryHarness {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    harness().run(data);
+    harness().run(data, &query_oracle::verdict(data));
 });
