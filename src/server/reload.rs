@@ -413,10 +413,14 @@ mod tests {
     #[test]
     fn jitter_moves_the_interval_within_half_of_it_either_way() {
         let s = ReloadSettings { interval: Duration::from_secs(10), jitter: Duration::from_secs(4) };
-        for _ in 0..200 {
-            let d = jittered(s);
-            assert!(d >= Duration::from_secs(8) && d < Duration::from_secs(12), "{d:?}");
+        let draws: Vec<Duration> = (0..200).map(|_| jittered(s)).collect();
+        for d in &draws {
+            assert!(*d >= Duration::from_secs(8) && *d < Duration::from_secs(12), "{d:?}");
         }
+        // Jittered for real: both sides of the interval, spread over most of the range (200
+        // uniform draws all within 0.5s of the middle or on one side: about 2^-200).
+        let (min, max) = (draws.iter().min().unwrap(), draws.iter().max().unwrap());
+        assert!(*min < Duration::from_millis(8_500) && *max > Duration::from_millis(11_500), "{min:?}..{max:?}");
         let none = ReloadSettings { interval: Duration::from_secs(10), jitter: Duration::ZERO };
         assert_eq!(jittered(none), Duration::from_secs(10));
     }
