@@ -85,6 +85,7 @@ fn ci_setup_installs_every_tool_the_tests_run() {
         ("dig", "bind9-dnsutils"),
         ("kdig", "knot-dnsutils"),
         ("promtool", "prometheus"),
+        ("ip", "iproute2"),
         ("curl", "curl"),
         ("kubectl", "kubernetes-client"),
     ] {
