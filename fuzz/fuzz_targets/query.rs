@@ -6,15 +6,16 @@
 #[path = "../oracle/query.rs"]
 mod query_oracle;
 
-use std::sync::OnceLock;
-
 use clusterdns::fuzzing::QueryHarness;
 
-fn harness() -> &'static QueryHarness {
-    static HARNESS: OnceLock<QueryHarness> = OnceLock::new();
-    HARNESS.get_or_init(QueryHarness::new)
+thread_local! {
+    // Per thread (libFuzzer runs one): the harness's built table holds plugin state that is
+    // Send but not Sync, so it cannot be a shared static.
+    static HARNESS: QueryHarness = QueryHarness::new();
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    harness().run(data, &query_oracle::verdict(data));
+    HARNESS.with(|h| {
+        h.run(data, &query_oracle::verdict(data));
+    });
 });
