@@ -1,7 +1,8 @@
 //! `bind` as written, with the real binary in a network namespace of the test's own (`ip netns`),
 //! where the addresses and interfaces it names exist and port 53 is free: interface names
 //! expanded to their addresses, `except`, IPv6, two blocks on one port told apart by address,
-//! and the wildcard of a block without `bind`. The in-process harness moves every listener to
+//! and the wildcard of a block without `bind`; and, under a seccomp filter denying IPv6
+//! sockets, the wildcard's fallback to IPv4. The in-process harness moves every listener to
 //! 127.0.0.1 and an ephemeral port; here nothing is moved. Needs root and `ip` (iproute2): the
 //! tests fail, not skip, without them.
 
@@ -128,4 +129,60 @@ fn without_bind_every_address_of_both_families() {
             assert_eq!(ns.dig(server, "which.test", tcp), "10.0.0.3", "{server} tcp {tcp}");
         }
     }
+}
+
+/// Makes `socket(AF_INET6, ...)` fail with EAFNOSUPPORT in the child, as on a host booted with
+/// `ipv6.disable=1` (which a network namespace cannot imitate: there `[::]` still binds), by a
+/// seccomp filter installed between fork and exec.
+fn without_ipv6(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // seccomp_data: nr (u32) at 0, arch at 4, instruction pointer at 8, args (u64) from 16.
+    let stmt = |code: u32, k: u32| libc::sock_filter { code: code as u16, jt: 0, jf: 0, k };
+    let jeq =
+        |k: u32, jf: u8| libc::sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: 0, jf, k };
+    let filter = [
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        jeq(libc::SYS_socket as u32, 3),
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 16),
+        jeq(libc::AF_INET6 as u32, 1),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ERRNO | libc::EAFNOSUPPORT as u32),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: prctl only, between fork and exec; the filter outlives the call (it is copied by
+    // the kernel at PR_SET_SECCOMP).
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut _ };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// On a host without IPv6, a block without `bind` falls back to the IPv4 wildcard for DNS over
+/// UDP and TCP, and so does an HTTP address without a host (`health :PORT`).
+#[test]
+fn without_ipv6_the_wildcard_falls_back_to_ipv4() {
+    let (dns, health) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let corefile = format!(".:{dns} {{\n    health :{health}\n    hosts {{\n        10.0.0.4 which.test\n    }}\n}}\n");
+    std::fs::write(dir.path().join("Corefile"), corefile).unwrap();
+    let p = Process::spawn_with(dir.path(), &["-conf", "Corefile"], without_ipv6);
+    p.wait_for_line(TIMEOUT, |l| l == format!(".:{dns}"));
+    let at = std::net::SocketAddr::from(([127, 0, 0, 1], dns));
+    for tcp in [false, true] {
+        let m = if tcp {
+            query_tcp(at, "which.test.", hickory_proto::rr::RecordType::A)
+        } else {
+            query_udp(at, "which.test.", hickory_proto::rr::RecordType::A)
+        };
+        assert_eq!(rrs(&m.answers), ["which.test. 3600 IN A 10.0.0.4"], "tcp {tcp}");
+    }
+    assert_eq!(http_get(std::net::SocketAddr::from(([127, 0, 0, 1], health)), "/health"), (200, "OK".to_string()));
+    // It really had no IPv6: nothing listens on ::1.
+    assert!(std::net::TcpStream::connect(std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, dns))).is_err());
 }
