@@ -9,6 +9,7 @@ use crate::plugin::registry::{PluginEntry, PluginSet};
 
 pub mod bind;
 pub mod errors;
+pub mod forward;
 pub mod health;
 pub mod hosts;
 pub mod loadbalance;
@@ -32,6 +33,7 @@ pub static ORDER: &[PluginEntry] = &[
     PluginEntry { name: "log", parse: log::parse },
     PluginEntry { name: "loadbalance", parse: loadbalance::parse },
     PluginEntry { name: "hosts", parse: hosts::parse },
+    PluginEntry { name: "forward", parse: forward::parse },
     PluginEntry { name: "whoami", parse: whoami::parse },
 ];
 
