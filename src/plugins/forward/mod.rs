@@ -100,6 +100,15 @@ fn respond(m: Message) -> Response {
 /// What followers of a coalesced query are told.
 type Shared = Arc<Result<Message, (ErrorKind, String)>>;
 
+/// A query being forwarded that identical ones wait for.
+struct Flight {
+    tx: broadcast::Sender<Shared>,
+    /// The IDs it was sent upstream with. A query arriving with one of them is this very query
+    /// come back through a forwarding loop: waiting for it would be waiting for ourselves, and
+    /// would hide the loop from the loop plugin, so it is forwarded on its own.
+    ids: Mutex<Vec<u16>>,
+}
+
 /// One `forward` line, built.
 pub struct Stanza {
     from: Name,
@@ -119,7 +128,7 @@ pub struct Stanza {
     failfast: bool,
     families: metrics::Families,
     /// Queries being forwarded, by transport and query bytes (ID zeroed).
-    inflight: Mutex<HashMap<Vec<u8>, broadcast::Sender<Shared>>>,
+    inflight: Mutex<HashMap<Vec<u8>, Arc<Flight>>>,
 }
 
 impl Stanza {
@@ -183,30 +192,37 @@ impl Stanza {
         req.encode_query(0, &mut wire);
         key.extend_from_slice(&wire);
 
-        let waiting = {
+        let flight = {
             let mut inflight = self.inflight.lock().expect("inflight lock");
             match inflight.get(&key) {
-                Some(tx) => Some(tx.subscribe()),
+                // Subscribed under the lock: the leader sends under it too, so no answer is missed.
+                Some(f) => Err((f.clone(), f.tx.subscribe())),
                 None => {
-                    inflight.insert(key.clone(), broadcast::channel(1).0);
-                    None
+                    let f = Arc::new(Flight { tx: broadcast::channel(1).0, ids: Mutex::new(Vec::new()) });
+                    inflight.insert(key.clone(), f.clone());
+                    Ok(f)
                 }
             }
         };
-        if let Some(mut rx) = waiting {
-            match rx.recv().await {
-                Ok(shared) => {
-                    return match &*shared {
+        let flight = match flight {
+            Ok(f) => f,
+            Err((f, mut rx)) => {
+                if f.ids.lock().expect("flight lock").contains(&req.id()) {
+                    return self.resolve(&mut wire, req.question(), transport, Some(&f)).await;
+                }
+                drop(f);
+                return match rx.recv().await {
+                    Ok(shared) => match &*shared {
                         Ok(m) => Ok(m.clone()),
                         Err((kind, message)) => Err(ServeError::new(NAME, *kind, message.clone())),
-                    };
-                }
-                // The query we waited for was dropped unanswered: ask ourselves.
-                Err(_) => return self.resolve(&mut wire, req.question(), transport).await,
+                    },
+                    // The query we waited for was dropped unanswered: ask ourselves.
+                    Err(_) => self.resolve(&mut wire, req.question(), transport, None).await,
+                };
             }
-        }
+        };
         let leader = Leader { stanza: self, key: Some(key) };
-        let result = self.resolve(&mut wire, req.question(), transport).await;
+        let result = self.resolve(&mut wire, req.question(), transport, Some(&flight)).await;
         let shared = match &result {
             Ok(m) => Ok(m.clone()),
             Err(e) => Err((e.kind(), e.to_string().trim_start_matches("plugin/forward: ").to_string())),
@@ -231,7 +247,13 @@ impl Stanza {
     }
 
     /// Asks the upstreams (see the [module documentation](self)) for the answer to `wire`.
-    async fn resolve(&self, wire: &mut [u8], question: &Question, transport: Transport) -> Result<Message, ServeError> {
+    async fn resolve(
+        &self,
+        wire: &mut [u8],
+        question: &Question,
+        transport: Transport,
+        flight: Option<&Flight>,
+    ) -> Result<Message, ServeError> {
         let n = self.upstreams.len();
         let order = self.order();
         let deadline = Instant::now() + QUERY_DEADLINE;
@@ -261,6 +283,9 @@ impl Stanza {
             attempts += 1;
             let id = fastrand::u16(..);
             wire[..2].copy_from_slice(&id.to_be_bytes());
+            if let Some(f) = flight {
+                f.ids.lock().expect("flight lock").push(id);
+            }
             u.metrics.request();
             let start = Instant::now();
             let mut t = transport;
@@ -332,9 +357,9 @@ struct Leader<'a> {
 impl Leader<'_> {
     fn finish(mut self, result: Shared) {
         let key = self.key.take().expect("finished once");
-        let tx = self.stanza.inflight.lock().expect("inflight lock").remove(&key);
-        if let Some(tx) = tx {
-            let _ = tx.send(result);
+        let mut inflight = self.stanza.inflight.lock().expect("inflight lock");
+        if let Some(f) = inflight.remove(&key) {
+            let _ = f.tx.send(result);
         }
     }
 }
