@@ -544,3 +544,95 @@ fn kubeadm_forward_line_reads_resolv_conf() {
     let err = TestServer::try_start(". {\n    forward . /nonexistent/resolv.conf\n}\n").err().unwrap();
     assert!(err.contains(":2:15: forward: not an IP address or file: '/nonexistent/resolv.conf'"), "{err}");
 }
+
+/// The CoreDNS mixin's forward alerts, run by `promtool test rules` on series scraped from
+/// clusterdns: the pre-1.11 names they query are exported with the labels they need.
+#[test]
+fn coredns_mixin_forward_alerts_fire_on_our_series() {
+    let up = Scripted::start(|q, _| {
+        let bad = q.queries[0].name().to_string().starts_with("bad");
+        vec![Act::Reply(answer(q, |r| {
+            if bad {
+                r.metadata.response_code = ResponseCode::ServFail;
+            }
+        }))]
+    });
+    let closed = free_port();
+    let s = TestServer::start(&format!(
+        ". {{\n    forward . {}\n}}\nbroken.example {{\n    forward . 127.0.0.1:{closed} {{\n        health_check 50ms\n        max_fails 1\n    }}\n}}\n",
+        up.addr
+    ));
+    for i in 0..4 {
+        query_udp(s.addr(), &format!("good{i}.example."), RecordType::A);
+        query_udp(s.addr(), &format!("bad{i}.example."), RecordType::A);
+    }
+    let broken = eventually(TIMEOUT, || {
+        query_udp(s.addr(), "x.broken.example.", RecordType::A);
+        (metric(&s, "coredns_forward_healthcheck_broken_total") > 0.0).then_some(())
+    });
+    assert!(broken.is_some(), "{}", s.metrics());
+
+    // `name{labels} value` lines of the families the alerts read, as promtool input series.
+    let scrape = s.metrics();
+    let mut input = String::new();
+    for line in scrape.lines().filter(|l| {
+        [
+            "coredns_forward_responses_total{",
+            "coredns_forward_healthcheck_failures_total{",
+            "coredns_forward_healthcheck_broken_total ",
+        ]
+        .iter()
+        .any(|p| l.starts_with(p))
+    }) {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let value: f64 = value.parse().unwrap();
+        let pod = "job=\"kube-dns\",instance=\"10.244.0.5:9153\",namespace=\"kube-system\",pod=\"coredns-abcde\"";
+        let series = match series.split_once('{') {
+            Some((name, labels)) => format!("{name}{{{pod},{labels}"),
+            None => format!("{series}{{{pod}}}"),
+        };
+        input.push_str(&format!("      - series: '{series}'\n        values: '0+{value}x20'\n"));
+    }
+    let to = up.addr;
+    let errors = |severity: &str| {
+        format!(
+            "          - exp_labels:\n              severity: {severity}\n              job: kube-dns\n              \
+             namespace: kube-system\n              to: \"{to}\"\n            exp_annotations:\n              \
+             summary: CoreDNS is returning SERVFAIL for forward requests.\n              \
+             description: CoreDNS is returning SERVFAIL for 50% of forward requests to {to}.\n              \
+             runbook_url: https://github.com/povilasv/coredns-mixin/tree/master/runbook.md#alert-name-corednsforwarderrorshigh\n"
+        )
+    };
+    let dead = format!("127.0.0.1:{closed}");
+    let rules =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compat/rules/coredns-mixin-alerts.yaml");
+    let test = format!(
+        "rule_files:\n  - {rules}\n\nevaluation_interval: 1m\n\ntests:\n\
+         \x20 - interval: 1m\n    input_series:\n{input}    alert_rule_test:\n\
+         \x20     - eval_time: 15m\n        alertname: CoreDNSForwardErrorsHigh\n        exp_alerts:\n{crit}{warn}\
+         \x20     - eval_time: 15m\n        alertname: CoreDNSForwardHealthcheckFailureCount\n        exp_alerts:\n\
+         \x20         - exp_labels:\n              severity: warning\n              job: kube-dns\n              \
+         namespace: kube-system\n              to: \"{dead}\"\n            exp_annotations:\n              \
+         summary: CoreDNS health checks have failed to upstream server.\n              \
+         description: CoreDNS health checks have failed to upstream server {dead}.\n              \
+         runbook_url: https://github.com/povilasv/coredns-mixin/tree/master/runbook.md#alert-name-corednsforwardhealthcheckfailurecount\n\
+         \x20     - eval_time: 15m\n        alertname: CoreDNSForwardHealthcheckBrokenCount\n        exp_alerts:\n\
+         \x20         - exp_labels:\n              severity: warning\n              job: kube-dns\n              \
+         namespace: kube-system\n            exp_annotations:\n              \
+         summary: CoreDNS health checks have failed for all upstream servers.\n              \
+         description: CoreDNS health checks have failed for all upstream servers.\n              \
+         runbook_url: https://github.com/povilasv/coredns-mixin/tree/master/runbook.md#alert-name-corednsforwardhealthcheckbrokencount\n",
+        rules = rules.canonicalize().unwrap().display(),
+        crit = errors("critical"),
+        warn = errors("warning"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("forward-alerts.test.yaml");
+    std::fs::write(&file, &test).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["test", "rules", file.to_str().unwrap()])
+        .output()
+        .expect("promtool (install prometheus: .ci/setup)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "promtool test rules failed:\n{text}\n\ntest file:\n{test}");
+}

@@ -223,11 +223,7 @@ impl Stanza {
         };
         let leader = Leader { stanza: self, key: Some(key) };
         let result = self.resolve(&mut wire, req.question(), transport, Some(&flight)).await;
-        let shared = match &result {
-            Ok(m) => Ok(m.clone()),
-            Err(e) => Err((e.kind(), e.to_string().trim_start_matches("plugin/forward: ").to_string())),
-        };
-        leader.finish(Arc::new(shared));
+        leader.finish(&result);
         result
     }
 
@@ -355,11 +351,18 @@ struct Leader<'a> {
 }
 
 impl Leader<'_> {
-    fn finish(mut self, result: Shared) {
+    /// Tells the waiters, if any: the answer is copied only when someone waits for it.
+    fn finish(mut self, result: &Result<Message, ServeError>) {
         let key = self.key.take().expect("finished once");
         let mut inflight = self.stanza.inflight.lock().expect("inflight lock");
-        if let Some(f) = inflight.remove(&key) {
-            let _ = f.tx.send(result);
+        if let Some(f) = inflight.remove(&key)
+            && f.tx.receiver_count() > 0
+        {
+            let shared = match result {
+                Ok(m) => Ok(m.clone()),
+                Err(e) => Err((e.kind(), e.to_string().trim_start_matches("plugin/forward: ").to_string())),
+            };
+            let _ = f.tx.send(Arc::new(shared));
         }
     }
 }
