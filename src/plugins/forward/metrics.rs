@@ -92,16 +92,17 @@ impl Families {
         }
     }
 
-    /// The series of one upstream.
-    pub fn upstream(&self, to: &str) -> UpstreamMetrics {
+    /// The series of one upstream; `tls` for DNS over TLS (`proto="tcp-tls"`).
+    pub fn upstream(&self, to: &str, tls: bool) -> UpstreamMetrics {
+        let stream = if tls { "tcp-tls" } else { "tcp" };
         UpstreamMetrics {
             families: self.clone(),
             to: to.to_string(),
             requests: self.legacy_requests.with(&[to]),
             hc_failures: self.hc_failures.with(&[PROXY_NAME, to]),
             legacy_hc_failures: self.legacy_hc_failures.with(&[to]),
-            tcp_hits: self.conn_hits.with(&[PROXY_NAME, to, "tcp"]),
-            tcp_misses: self.conn_misses.with(&[PROXY_NAME, to, "tcp"]),
+            tcp_hits: self.conn_hits.with(&[PROXY_NAME, to, stream]),
+            tcp_misses: self.conn_misses.with(&[PROXY_NAME, to, stream]),
             udp_misses: self.conn_misses.with(&[PROXY_NAME, to, "udp"]),
         }
     }
@@ -144,7 +145,8 @@ impl UpstreamMetrics {
         }
     }
 
-    /// A new connection made; every UDP exchange is one (a fresh socket and source port).
+    /// A new connection made; every UDP exchange is one (a fresh socket and source port). TCP
+    /// counts under `tcp-tls` for a DNS-over-TLS upstream.
     pub fn conn_miss(&self, t: Transport) {
         match t {
             Transport::Tcp => self.tcp_misses.inc(),

@@ -42,6 +42,7 @@ use crate::plugin::{ErrorKind, Next, Plugin, ServeError};
 
 mod metrics;
 mod setup;
+mod tls;
 mod upstream;
 
 pub use setup::parse;

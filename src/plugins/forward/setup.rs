@@ -14,22 +14,24 @@
 //!     next RCODE...
 //!     failover RCODE...                     not NOERROR
 //!     failfast_all_unhealthy_upstreams
+//!     tls [CERT KEY] [CA]
+//!     tls_servername NAME
 //! }
 //! ```
 //!
-//! `TO` is `IP`, `IP:PORT`, `[IPv6]:PORT`, `dns://` followed by one of those, or the path of a
-//! resolv.conf file whose `nameserver` lines are read when the plugin is built. At most 15
-//! upstreams. Several `forward` lines in a block are tried in the order written, as CoreDNS
+//! `TO` is `IP`, `IP:PORT`, `[IPv6]:PORT`, `dns://` followed by one of those,
+//! `tls://IP[%NAME][:PORT]` (DNS over TLS, port 853), or the path of a resolv.conf file whose
+//! `nameserver` lines are read when the plugin is built. At most 15 upstreams. Several `forward` lines in a block are tried in the order written, as CoreDNS
 //! 1.12+ chains them: a name outside one's FROM (or in its `except`) goes to the next, and so
 //! does an answer whose rcode is in its `next`.
 //!
-//! What this build does not have is an error at its position: `tls`, `tls_servername`,
-//! `tls://` and `https://` upstreams, host names as upstreams, and CoreDNS's newest options
-//! (`max_age`, `next_on_nodata`, `source_address`, `resolver`, `doh_method`).
+//! What this build does not have is an error at its position: `https://` upstreams, host names
+//! as upstreams, and CoreDNS's newest options (`max_age`, `next_on_nodata`, `source_address`,
+//! `resolver`, `doh_method`).
 //!
 //! Each upstream's connection pool and health are kept across reloads while its address and
 //! the settings they depend on (`expire`, `max_idle_conns`, `read_timeout`, `health_check`,
-//! `force_tcp`) are unchanged.
+//! `force_tcp`, and for DNS over TLS `tls` and the server name) are unchanged.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -37,7 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::metrics::Families;
-use super::upstream::{ConnSettings, HealthSettings, Upstream};
+use super::tls::{self, TlsFiles};
+use super::upstream::{ConnSettings, HealthSettings, TlsClient, Upstream};
 use super::{Forward, NAME, Policy, Stanza};
 use crate::corefile::{Args, Directive, Error, Pos, Token};
 use crate::dns::{Name, Rcode};
@@ -76,6 +79,10 @@ pub struct StanzaConfig {
     pub next: Vec<Rcode>,
     pub failover: Vec<Rcode>,
     pub failfast: bool,
+    pub tls: TlsFiles,
+    /// Where `tls` was given, to blame when its files cannot be used.
+    pub tls_pos: Option<Pos>,
+    pub tls_servername: Option<String>,
 }
 
 /// One `TO` argument.
@@ -84,6 +91,8 @@ pub enum To {
     Addr(SocketAddr),
     /// A resolv.conf file, read when the plugin is built; where to blame if it cannot be.
     ResolvConf(PathBuf, Pos),
+    /// `tls://IP[%NAME][:PORT]`: DNS over TLS, with the name its certificate must carry.
+    Tls(SocketAddr, Option<String>, Pos),
 }
 
 pub fn parse(dirs: &[Directive], _ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfig>, Error> {
@@ -102,7 +111,7 @@ fn parse_stanza(dir: &Directive) -> Result<StanzaConfig, Error> {
     if to.is_empty() {
         args.required("at least one upstream (TO)")?;
     }
-    let addrs = to.iter().filter(|t| matches!(t, To::Addr(_))).count();
+    let addrs = to.iter().filter(|t| !matches!(t, To::ResolvConf(..))).count();
     if addrs > MAX_UPSTREAMS {
         let t = &dir.args[MAX_UPSTREAMS + 1];
         return Err(args.error(t, format!("more than {MAX_UPSTREAMS} upstreams configured: {addrs}")));
@@ -124,6 +133,9 @@ fn parse_stanza(dir: &Directive) -> Result<StanzaConfig, Error> {
         next: Vec::new(),
         failover: Vec::new(),
         failfast: false,
+        tls: TlsFiles::default(),
+        tls_pos: None,
+        tls_servername: None,
     };
     let mut seen: Vec<&str> = Vec::new();
     for line in args.block() {
@@ -192,12 +204,41 @@ fn parse_stanza(dir: &Directive) -> Result<StanzaConfig, Error> {
                 }
             }
             "failfast_all_unhealthy_upstreams" => s.failfast = true,
-            "tls" | "tls_servername" | "max_age" | "next_on_nodata" | "source_address" | "resolver" | "doh_method" => {
+            "tls" => {
+                if line.args.len() > 3 {
+                    return Err(prop.error(&line.args[3], "tls takes at most CERT KEY CA"));
+                }
+                let files: Vec<PathBuf> = prop.rest().iter().map(|t| t.pos.resolve_path(&t.text)).collect();
+                s.tls = match files.as_slice() {
+                    [] => TlsFiles::default(),
+                    [ca] => TlsFiles { cert_key: None, ca: Some(ca.clone()) },
+                    [cert, key] => TlsFiles { cert_key: Some((cert.clone(), key.clone())), ca: None },
+                    [cert, key, ca] => TlsFiles { cert_key: Some((cert.clone(), key.clone())), ca: Some(ca.clone()) },
+                    _ => unreachable!("at most three"),
+                };
+                s.tls_pos = Some(line.name.pos.clone());
+            }
+            "tls_servername" => {
+                let t = prop.required("a server name")?;
+                tls::server_name(&t.text).map_err(|e| prop.error(t, e))?;
+                s.tls_servername = Some(t.text.clone());
+            }
+            "max_age" | "next_on_nodata" | "source_address" | "resolver" | "doh_method" => {
                 return Err(prop.error(&line.name, format!("'{name}' is not supported yet by clusterdns")));
             }
             _ => return Err(prop.unknown_property()),
         }
         prop.finish()?;
+    }
+    if let Some(both) = &s.tls_servername {
+        for (to, t) in s.to.iter().zip(&dir.args[1..]) {
+            if let To::Tls(_, Some(name), _) = to {
+                return Err(args.error(
+                    t,
+                    format!("both forward ('{both}') and proxy level ('{name}') TLS servernames are set for upstream proxy '{}'", t.text),
+                ));
+            }
+        }
     }
     Ok(s)
 }
@@ -216,10 +257,11 @@ fn zone(args: &Args<'_>, t: &Token) -> Result<Name, Error> {
 /// `IP`, `IP:PORT`, `[IPv6]:PORT`, with or without `dns://`; a resolv.conf path otherwise.
 fn parse_to(args: &Args<'_>, t: &Token) -> Result<To, Error> {
     let text = t.text.as_str();
-    if let Some((scheme, _)) = text.split_once("://") {
+    if let Some((scheme, rest)) = text.split_once("://") {
         match scheme {
             "dns" => {}
-            "tls" | "https" => {
+            "tls" => return parse_tls(args, t, rest),
+            "https" => {
                 return Err(args.error(t, format!("'{scheme}://' upstreams are not supported yet by clusterdns")));
             }
             other => {
@@ -237,6 +279,29 @@ fn parse_to(args: &Args<'_>, t: &Token) -> Result<To, Error> {
         return Err(args.error(t, format!("not an IP address or file: '{text}'")));
     }
     Ok(To::ResolvConf(t.pos.resolve_path(addr), t.pos.clone()))
+}
+
+/// `IP[%NAME][:PORT]` or `[IPv6[%NAME]]:PORT` after `tls://`; the port defaults to 853.
+fn parse_tls(args: &Args<'_>, t: &Token, rest: &str) -> Result<To, Error> {
+    let bad = || args.error(t, format!("not an IP address: '{}'", t.text));
+    let (addr_text, name) = match rest.split_once('%') {
+        None => (rest.to_string(), None),
+        Some((ip, tail)) => {
+            let (name, port) = if ip.starts_with('[') {
+                let (name, port) = tail.split_once(']').ok_or_else(bad)?;
+                (name, format!("]{port}"))
+            } else {
+                match tail.rsplit_once(':') {
+                    Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => (name, format!(":{port}")),
+                    _ => (tail, String::new()),
+                }
+            };
+            tls::server_name(name).map_err(|e| args.error(t, e))?;
+            (format!("{ip}{port}"), Some(name.to_string()))
+        }
+    };
+    let addr = socket_addr(&addr_text, 853).ok_or_else(bad)?;
+    Ok(To::Tls(addr, name, t.pos.clone()))
 }
 
 /// `IP`, `IP:PORT` or `[IPv6]:PORT`.
@@ -306,6 +371,8 @@ struct UpstreamKey {
     addr: SocketAddr,
     conn: ConnSettings,
     health: HealthSettings,
+    /// The TLS files and server name of a tls:// upstream.
+    tls: Option<(TlsFiles, String)>,
 }
 
 /// An upstream and its health-check task, kept across reloads.
@@ -319,14 +386,27 @@ impl PluginConfig for Config {
         let families = Families::new(ctx.metrics());
         let mut stanzas = Vec::with_capacity(self.stanzas.len());
         for s in &self.stanzas {
-            let mut addrs: Vec<SocketAddr> = Vec::new();
+            // (address, TLS server name for a tls:// upstream)
+            let mut addrs: Vec<(SocketAddr, Option<String>)> = Vec::new();
+            let mut config = None;
             for to in &s.to {
                 let more = match to {
-                    To::Addr(a) => vec![*a],
-                    To::ResolvConf(path, pos) => resolv_conf(path, pos)?,
+                    To::Addr(a) => vec![(*a, None)],
+                    To::ResolvConf(path, pos) => resolv_conf(path, pos)?.into_iter().map(|a| (a, None)).collect(),
+                    To::Tls(a, name, pos) => {
+                        if config.is_none() {
+                            let at = s.tls_pos.as_ref().unwrap_or(pos);
+                            config = Some(
+                                tls::client_config(&s.tls).map_err(|e| Error::setup(NAME, at, format!("tls: {e}")))?,
+                            );
+                        }
+                        let name =
+                            name.clone().or_else(|| s.tls_servername.clone()).unwrap_or_else(|| a.ip().to_string());
+                        vec![(*a, Some(name))]
+                    }
                 };
                 for a in more {
-                    if !addrs.contains(&a) {
+                    if !addrs.iter().any(|(b, _)| *b == a.0) {
                         addrs.push(a);
                     }
                 }
@@ -349,11 +429,20 @@ impl PluginConfig for Config {
                 tcp: s.force_tcp,
             };
             let mut upstreams = Vec::with_capacity(addrs.len());
-            for addr in addrs {
-                let key = UpstreamKey { addr, conn: s.conn.clone(), health: health.clone() };
+            for (addr, name) in addrs {
+                let tls_key = name.clone().map(|n| (s.tls.clone(), n));
+                let key = UpstreamKey { addr, conn: s.conn.clone(), health: health.clone(), tls: tls_key };
                 let kept = ctx.keep(key, |_| {
                     let label = addr.to_string();
-                    let u = Arc::new(Upstream::new(addr, s.conn.clone(), health.clone(), families.upstream(&label)));
+                    let tls = match (&name, &config) {
+                        (Some(name), Some(config)) => Some(TlsClient {
+                            connector: tokio_rustls::TlsConnector::from(config.clone()),
+                            name: tls::server_name(name).expect("checked when parsed"),
+                        }),
+                        _ => None,
+                    };
+                    let metrics = families.upstream(&label, tls.is_some());
+                    let u = Arc::new(Upstream::new(addr, s.conn.clone(), health.clone(), tls, metrics));
                     let mut task = TaskSet::new();
                     task.spawn(u.clone().run());
                     Ok(KeptUpstream { upstream: u, _task: task })
@@ -452,6 +541,48 @@ mod tests {
     }
 
     #[test]
+    fn tls_upstreams_and_options() {
+        let s = one(". {\n    forward . tls://9.9.9.9%dns.quad9.net tls://1.1.1.1:10853 tls://[2606:4700::1111]:853 \
+             tls://10.0.0.1%dot.example:8853 10.0.0.2 {\n        tls cert.pem key.pem ca.pem\n    }\n}\n")
+        .unwrap();
+        let to: Vec<String> =
+            s.to.iter()
+                .map(|t| match t {
+                    To::Tls(a, n, _) => format!("tls {a} {}", n.as_deref().unwrap_or("-")),
+                    To::Addr(a) => format!("dns {a}"),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+        assert_eq!(
+            to,
+            [
+                "tls 9.9.9.9:853 dns.quad9.net",
+                "tls 1.1.1.1:10853 -",
+                "tls [2606:4700::1111]:853 -",
+                "tls 10.0.0.1:8853 dot.example",
+                "dns 10.0.0.2:53"
+            ]
+        );
+        let dir = std::path::Path::new("/etc/coredns");
+        assert_eq!(
+            s.tls,
+            TlsFiles { cert_key: Some((dir.join("cert.pem"), dir.join("key.pem"))), ca: Some(dir.join("ca.pem")) }
+        );
+        let s = one(
+            ". {\n    forward . tls://9.9.9.9 {\n        tls ca.pem\n        tls_servername dns.quad9.net\n    }\n}\n",
+        )
+        .unwrap();
+        assert_eq!((s.tls.ca.clone(), s.tls_servername.as_deref()), (Some(dir.join("ca.pem")), Some("dns.quad9.net")));
+        let err = config(". {\n    forward . tls://9.9.9.9%a.example {\n        tls_servername b.example\n    }\n}\n")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "/etc/coredns/Corefile:2:15: forward: both forward ('b.example') and proxy level ('a.example') TLS \
+             servernames are set for upstream proxy 'tls://9.9.9.9%a.example'"
+        );
+    }
+
+    #[test]
     fn several_forward_lines_are_kept_in_order() {
         let c = config(". {\n    forward lab.example 10.0.0.1\n    forward . 10.0.0.2\n}\n").unwrap();
         let froms: Vec<String> = c.stanzas.iter().map(|s| s.from.to_string()).collect();
@@ -476,8 +607,8 @@ mod tests {
             ("failover SERVFAIL NOERROR", "3:27: forward: NOERROR cannot be used in failover"),
             ("next", "3:13: forward: next: expected one or more RCODEs"),
             ("force_tcp yes", "3:19: forward: unexpected argument 'yes'"),
-            ("tls", "3:9: forward: 'tls' is not supported yet by clusterdns"),
-            ("tls_servername dns.quad9.net", "3:9: forward: 'tls_servername' is not supported yet by clusterdns"),
+            ("tls a b c d", "3:19: forward: tls takes at most CERT KEY CA"),
+            ("tls_servername", "3:23: forward: tls_servername: expected a server name"),
             ("max_age 30s", "3:9: forward: 'max_age' is not supported yet by clusterdns"),
             ("podz", "3:9: forward: unknown property 'podz'"),
         ];
@@ -486,7 +617,7 @@ mod tests {
             assert_eq!(err, format!("/etc/coredns/Corefile:{want}"), "{line}");
         }
         let tos: &[(&str, &str)] = &[
-            ("tls://9.9.9.9", "2:15: forward: 'tls://' upstreams are not supported yet by clusterdns"),
+            ("tls://dns.quad9.net", "2:15: forward: not an IP address: 'tls://dns.quad9.net'"),
             (
                 "https://dns.example/dns-query",
                 "2:15: forward: 'https://' upstreams are not supported yet by clusterdns",

@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Notify;
 
@@ -77,9 +77,21 @@ pub struct HealthSettings {
     pub tcp: bool,
 }
 
-/// An idle pooled TCP connection.
+/// A connection to an upstream: TCP, or TLS over TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+type Conn = Box<dyn Stream>;
+
+/// DNS over TLS to this upstream: the client configuration and the name its certificate must
+/// carry.
+pub struct TlsClient {
+    pub connector: tokio_rustls::TlsConnector,
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+/// An idle pooled connection.
 struct Idle {
-    stream: TcpStream,
+    stream: Conn,
     used: Instant,
 }
 
@@ -97,11 +109,18 @@ pub struct Upstream {
     probing: AtomicBool,
     wake: Notify,
     pool: Mutex<Vec<Idle>>,
+    tls: Option<TlsClient>,
     pub metrics: UpstreamMetrics,
 }
 
 impl Upstream {
-    pub fn new(addr: SocketAddr, conn: ConnSettings, health: HealthSettings, metrics: UpstreamMetrics) -> Upstream {
+    pub fn new(
+        addr: SocketAddr,
+        conn: ConnSettings,
+        health: HealthSettings,
+        tls: Option<TlsClient>,
+        metrics: UpstreamMetrics,
+    ) -> Upstream {
         Upstream {
             addr,
             label: addr.to_string(),
@@ -111,6 +130,7 @@ impl Upstream {
             probing: AtomicBool::new(false),
             wake: Notify::new(),
             pool: Mutex::new(Vec::new()),
+            tls,
             metrics,
         }
     }
@@ -176,7 +196,7 @@ impl Upstream {
         };
         let timeout = Duration::from_secs(1).min(self.conn.read_timeout);
         let deadline = Instant::now() + timeout;
-        let result = if self.health.tcp {
+        let result = if self.health.tcp || self.tls.is_some() {
             self.exchange_tcp_once(&q, id, &question, deadline, None).await.map(|_| ())
         } else {
             self.exchange_udp(&q, id, &question, deadline).await.map(|_| ())
@@ -194,6 +214,8 @@ impl Upstream {
         deadline: Instant,
     ) -> Result<Message, ExchangeError> {
         let deadline = deadline.min(Instant::now() + self.conn.read_timeout);
+        // DNS over TLS is TCP whatever the client used.
+        let transport = if self.tls.is_some() { Transport::Tcp } else { transport };
         match transport {
             Transport::Udp => {
                 self.metrics.conn_miss(Transport::Udp);
@@ -260,16 +282,12 @@ impl Upstream {
         id: u16,
         question: &Question,
         deadline: Instant,
-        stream: Option<TcpStream>,
+        stream: Option<Conn>,
     ) -> Result<Message, ExchangeError> {
         let work = async {
             let mut stream = match stream {
                 Some(s) => s,
-                None => {
-                    let s = TcpStream::connect(self.addr).await?;
-                    s.set_nodelay(true)?;
-                    s
-                }
+                None => self.connect().await?,
             };
             let mut out = Vec::with_capacity(query.len() + 2);
             out.extend_from_slice(&(query.len() as u16).to_be_bytes());
@@ -301,8 +319,18 @@ impl Upstream {
         }
     }
 
+    /// A new connection: TCP, with the TLS handshake for a `tls://` upstream.
+    async fn connect(&self) -> io::Result<Conn> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        tcp.set_nodelay(true)?;
+        match &self.tls {
+            None => Ok(Box::new(tcp)),
+            Some(t) => Ok(Box::new(t.connector.connect(t.name.clone(), tcp).await?)),
+        }
+    }
+
     /// The most recently used idle connection that has not expired; expired ones are closed.
-    fn take_idle(&self) -> Option<TcpStream> {
+    fn take_idle(&self) -> Option<Conn> {
         let mut pool = self.pool.lock().expect("pool lock");
         while let Some(idle) = pool.pop() {
             if idle.used.elapsed() <= self.conn.expire {
@@ -312,7 +340,7 @@ impl Upstream {
         None
     }
 
-    fn put_idle(&self, stream: TcpStream) {
+    fn put_idle(&self, stream: Conn) {
         if self.conn.expire.is_zero() {
             return;
         }
@@ -330,7 +358,7 @@ impl Upstream {
     }
 }
 
-async fn read_exact(stream: &mut TcpStream, buf: &mut [u8]) -> Result<(), ExchangeError> {
+async fn read_exact(stream: &mut Conn, buf: &mut [u8]) -> Result<(), ExchangeError> {
     match stream.read_exact(buf).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(ExchangeError::Closed),
