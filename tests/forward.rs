@@ -636,3 +636,71 @@ fn coredns_mixin_forward_alerts_fire_on_our_series() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "promtool test rules failed:\n{text}\n\ntest file:\n{test}");
 }
+
+/// The query goes upstream as the client sent it: CD, the OPT record's payload size, DO bit and
+/// options (a client subnet, an unknown one).
+#[test]
+fn the_clients_flags_and_edns_reach_the_upstream() {
+    let up = Scripted::start(|q, _| vec![Act::Reply(a_records(q, 1))]);
+    let s = forward_to(&up.addr.to_string(), "");
+    let mut q = dnssec_query("Mixed.Example.", RecordType::A);
+    q.metadata.checking_disabled = true;
+    let edns = q.edns.as_mut().unwrap();
+    edns.set_max_payload(3000);
+    edns.options_mut().insert(EdnsOption::Unknown(8, vec![0, 1, 24, 0, 192, 0, 2]));
+    edns.options_mut().insert(EdnsOption::Unknown(65002, b"opaque".to_vec()));
+    let reply = exchange_udp(s.addr(), &q);
+    assert_eq!(reply.answers.len(), 1);
+    let (_, sent) = up.queries.lock().unwrap()[0].clone();
+    assert_eq!(sent.queries[0].name().to_string(), "Mixed.Example.");
+    assert!(sent.checking_disabled && sent.recursion_desired);
+    let e = sent.edns.as_ref().expect("OPT upstream");
+    assert_eq!((e.max_payload(), e.flags().dnssec_ok), (3000, true));
+    let opt = |code: u16| match e.options().get(EdnsCode::from(code)) {
+        Some(EdnsOption::Unknown(_, data)) => Some(data.clone()),
+        Some(other) => Some(Vec::<u8>::try_from(other).unwrap_or_default()),
+        None => None,
+    };
+    assert_eq!(opt(65002), Some(b"opaque".to_vec()));
+    assert!(opt(8).is_some(), "the client subnet option");
+}
+
+/// The transport: the client's by default, TCP with `force_tcp`, UDP with `prefer_udp`.
+#[test]
+fn force_tcp_and_prefer_udp_choose_the_upstream_transport() {
+    let up = Scripted::start(|q, _| vec![Act::Reply(a_records(q, 1))]);
+    let cases =
+        [("", false, false), ("", true, true), ("        force_tcp", false, true), ("        prefer_udp", true, false)];
+    for (options, client_tcp, want_tcp) in cases {
+        let s = forward_to(&up.addr.to_string(), options);
+        let before = up.tcp_count();
+        let name = format!("t{}.example.", fastrand_u16());
+        let r = if client_tcp {
+            query_tcp(s.addr(), &name, RecordType::A)
+        } else {
+            query_udp(s.addr(), &name, RecordType::A)
+        };
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(up.tcp_count() > before, want_tcp, "{options:?} client tcp {client_tcp}");
+    }
+}
+
+/// `policy round_robin` takes turns; `sequential` always asks the first; `random` spreads.
+#[test]
+fn policies_order_the_upstreams() {
+    let a = Scripted::start(|q, _| vec![Act::Reply(a_records(q, 1))]);
+    let b = Scripted::start(|q, _| vec![Act::Reply(a_records(q, 1))]);
+    for (policy, check) in [
+        ("round_robin", (|a: usize, b: usize| a == 10 && b == 10) as fn(usize, usize) -> bool),
+        ("sequential", |a, b| a == 20 && b == 0),
+        ("random", |a, b| a >= 2 && b >= 2),
+    ] {
+        let (a0, b0) = (a.count(), b.count());
+        let s = forward_to(&format!("{} {}", a.addr, b.addr), &format!("        policy {policy}"));
+        for i in 0..20 {
+            query_udp(s.addr(), &format!("{policy}{i}.example."), RecordType::A);
+        }
+        let (na, nb) = (a.count() - a0, b.count() - b0);
+        assert!(check(na, nb), "{policy}: {na} and {nb}");
+    }
+}
