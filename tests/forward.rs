@@ -704,3 +704,31 @@ fn policies_order_the_upstreams() {
         assert!(check(na, nb), "{policy}: {na} and {nb}");
     }
 }
+
+/// `max_idle_conns` bounds the TCP connections kept after a burst; without it all are kept.
+#[test]
+fn max_idle_conns_bounds_the_pool() {
+    let up = Scripted::start(|q, _| vec![Act::Wait(Duration::from_millis(200)), Act::Reply(a_records(q, 1))]);
+    let burst = |s: &TestServer, n: usize, tag: &str| {
+        let addr = s.addr();
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let name = format!("{tag}{i}.example.");
+                std::thread::spawn(move || query_udp(addr, &name, RecordType::A).answers.len())
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), 1);
+        }
+    };
+    for (limit, hits_after) in [("1", 1.0), ("0", 2.0)] {
+        let s = forward_to(&up.addr.to_string(), &format!("        force_tcp\n        max_idle_conns {limit}"));
+        burst(&s, 4, &format!("a{limit}-"));
+        let label = |m: &str| {
+            format!("coredns_proxy_conn_cache_{m}_total{{proto=\"tcp\",proxy_name=\"forward\",to=\"{}\"}}", up.addr)
+        };
+        assert_eq!(metric(&s, &label("misses")), 4.0, "{limit}");
+        burst(&s, 2, &format!("b{limit}-"));
+        assert_eq!(metric(&s, &label("hits")), hits_after, "max_idle_conns {limit}");
+    }
+}

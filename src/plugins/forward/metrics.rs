@@ -2,10 +2,11 @@
 //! families, and the pre-1.11 `coredns_forward_*` names the CoreDNS mixin's forward alerts still
 //! query (CoreDNS 1.10's `plugin/forward/metrics.go`: same help texts, labels and buckets).
 //!
-//! Series are looked up once per upstream and kept; only the rcode-labelled ones are looked up
-//! per answer (a read lock and a small allocation for the label key).
+//! Series are looked up once per upstream and kept; the rcode-labelled ones once per upstream
+//! and rcode, when that rcode is first seen (so only rcodes that happened have series, as in
+//! CoreDNS).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::upstream::Transport;
 use crate::dns::Rcode;
@@ -104,6 +105,7 @@ impl Families {
             tcp_hits: self.conn_hits.with(&[PROXY_NAME, to, stream]),
             tcp_misses: self.conn_misses.with(&[PROXY_NAME, to, stream]),
             udp_misses: self.conn_misses.with(&[PROXY_NAME, to, "udp"]),
+            by_rcode: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 }
@@ -118,6 +120,17 @@ pub struct UpstreamMetrics {
     tcp_hits: Arc<Counter>,
     tcp_misses: Arc<Counter>,
     udp_misses: Arc<Counter>,
+    /// The rcode-labelled series of rcodes below [`CACHED_RCODES`], made on first use.
+    by_rcode: [OnceLock<RcodeSeries>; CACHED_RCODES],
+}
+
+/// Rcodes whose series are kept per upstream (every rcode miekg/dns names).
+const CACHED_RCODES: usize = 24;
+
+struct RcodeSeries {
+    duration: Arc<Histogram>,
+    legacy_duration: Arc<Histogram>,
+    legacy_responses: Arc<Counter>,
 }
 
 impl UpstreamMetrics {
@@ -128,10 +141,25 @@ impl UpstreamMetrics {
 
     /// An answer received after `secs`.
     pub fn answered(&self, rcode: Rcode, secs: f64) {
-        let rc = rcode_label(rcode);
-        self.families.duration.with(&[PROXY_NAME, &self.to, &rc]).observe(secs);
-        self.families.legacy_duration.with(&[&self.to, &rc]).observe(secs);
-        self.families.legacy_responses.with(&[&rc, &self.to]).inc();
+        let make = || {
+            let rc = rcode_label(rcode);
+            RcodeSeries {
+                duration: self.families.duration.with(&[PROXY_NAME, &self.to, &rc]),
+                legacy_duration: self.families.legacy_duration.with(&[&self.to, &rc]),
+                legacy_responses: self.families.legacy_responses.with(&[&rc, &self.to]),
+            }
+        };
+        let made;
+        let series = match self.by_rcode.get(rcode.0 as usize) {
+            Some(cell) => cell.get_or_init(make),
+            None => {
+                made = make();
+                &made
+            }
+        };
+        series.duration.observe(secs);
+        series.legacy_duration.observe(secs);
+        series.legacy_responses.inc();
     }
 
     pub fn healthcheck_failed(&self) {
