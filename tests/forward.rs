@@ -732,3 +732,16 @@ fn max_idle_conns_bounds_the_pool() {
         assert_eq!(metric(&s, &label("hits")), hits_after, "max_idle_conns {limit}");
     }
 }
+
+/// An upstream that truncates over UDP and has no TCP: the truncated answer reaches the client
+/// with TC set (it may retry over TCP itself), rather than a SERVFAIL.
+#[test]
+fn a_truncated_answer_without_tcp_is_passed_on_with_tc() {
+    let up = Scripted::start(|q, tcp| {
+        if tcp { vec![Act::Close] } else { vec![Act::Reply(answer(q, |r| r.metadata.truncation = true))] }
+    });
+    let s = forward_to(&up.addr.to_string(), "");
+    let r = query_udp(s.addr(), "tc.example.", RecordType::A);
+    assert_eq!(r.response_code, ResponseCode::NoError);
+    assert!(r.truncation);
+}

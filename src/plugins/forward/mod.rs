@@ -22,7 +22,8 @@
 //! 5. The transport is the client's, or TCP with `force_tcp`, or UDP with `prefer_udp`. A UDP
 //!    answer with TC set is asked again over TCP, so a client gets the whole answer, or a
 //!    correctly truncated one from the server's encoder if it does not fit the client's limit
-//!    (coredns#4183 passed truncated answers on without TC to clients without EDNS).
+//!    (coredns#4183 passed truncated answers on without TC to clients without EDNS). If the TCP
+//!    attempt fails, the truncated answer is passed on with TC set.
 //!
 //! The answer is the upstream's message ([`Message::into_response`]): every record, DNSSEC
 //! records byte for byte, AD, the extended rcode and the EDNS options (extended DNS errors
@@ -285,13 +286,17 @@ impl Stanza {
             }
             u.metrics.request();
             let start = Instant::now();
-            let mut t = transport;
-            let result = loop {
-                match u.exchange(wire, id, question, t, deadline).await {
-                    Ok(m) if m.tc() && t == Transport::Udp => t = Transport::Tcp,
-                    other => break other,
+            let mut result = u.exchange(wire, id, question, transport, deadline).await;
+            if let Ok(m) = &result
+                && m.tc()
+                && transport == Transport::Udp
+            {
+                // The whole answer over TCP; if the upstream cannot give it, the truncated one
+                // goes to the client with TC set, which then asks over TCP itself.
+                if let Ok(full) = u.exchange(wire, id, question, Transport::Tcp, deadline).await {
+                    result = Ok(full);
                 }
-            };
+            }
             match result {
                 Err(e) => {
                     if self.max_fails != 0 {

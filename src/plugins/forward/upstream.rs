@@ -156,7 +156,7 @@ impl Upstream {
     /// every interval until a check succeeds. Between loops it closes idle connections that have
     /// expired, so a quiet upstream holds no sockets.
     pub async fn run(self: Arc<Self>) {
-        let reap_every = self.conn.expire.max(Duration::from_millis(100));
+        let reap_every = self.conn.expire.max(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = self.wake.notified() => {}
