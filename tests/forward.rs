@@ -745,3 +745,29 @@ fn a_truncated_answer_without_tcp_is_passed_on_with_tc() {
     assert_eq!(r.response_code, ResponseCode::NoError);
     assert!(r.truncation);
 }
+
+/// An upstream marked down stays down through a reload that leaves its settings alone: the
+/// first query after the reload does not wait for it.
+#[test]
+fn a_reload_keeps_health_state() {
+    let silent = Scripted::start(|_, _| vec![]);
+    let good = Scripted::start(|q, _| vec![Act::Reply(a_records(q, 1))]);
+    let options =
+        "        policy sequential\n        read_timeout 300ms\n        health_check 100ms\n        max_fails 1";
+    let s = forward_to(&format!("{} {}", silent.addr, good.addr), options);
+    query_udp(s.addr(), "first.example.", RecordType::A);
+    let down = eventually(Duration::from_secs(5), || {
+        let t = Instant::now();
+        query_udp(s.addr(), &format!("d{}.example.", fastrand_u16()), RecordType::A);
+        (t.elapsed() < Duration::from_millis(200)).then_some(())
+    });
+    assert!(down.is_some());
+    s.write_corefile(&format!(
+        ". {{\n    forward . {} {} {{\n{options}\n        max_concurrent 50\n    }}\n}}\n",
+        silent.addr, good.addr
+    ));
+    assert_eq!(s.reload(), Ok(true));
+    let t = Instant::now();
+    assert_eq!(query_udp(s.addr(), "after.example.", RecordType::A).answers.len(), 1);
+    assert!(t.elapsed() < Duration::from_millis(200), "waited {:?} for the down upstream", t.elapsed());
+}
