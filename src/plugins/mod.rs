@@ -11,6 +11,7 @@ pub mod bind;
 pub mod errors;
 pub mod health;
 pub mod hosts;
+pub mod kubernetes;
 pub mod loadbalance;
 pub mod log;
 pub mod prometheus;
@@ -32,6 +33,7 @@ pub static ORDER: &[PluginEntry] = &[
     PluginEntry { name: "log", parse: log::parse },
     PluginEntry { name: "loadbalance", parse: loadbalance::parse },
     PluginEntry { name: "hosts", parse: hosts::parse },
+    PluginEntry { name: "kubernetes", parse: kubernetes::parse },
     PluginEntry { name: "whoami", parse: whoami::parse },
 ];
 
