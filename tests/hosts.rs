@@ -249,6 +249,27 @@ fn reload_zero_reads_the_file_once() {
     );
 }
 
+/// A reload that leaves the file, zones and entries alone keeps the table: a file gone for the
+/// moment does not empty it (a rebuilt plugin would serve nothing), and a file that changed is
+/// read again, as CoreDNS reads it at every reload.
+#[test]
+fn a_corefile_reload_that_keeps_the_file_keeps_its_table() {
+    let s = start_with(
+        &[("example.hosts", "10.0.0.1 web.example.org\n")],
+        ". {\n    hosts example.hosts {\n        reload 0\n    }\n}\n",
+    );
+    let file = s.dir().join("example.hosts");
+    std::fs::remove_file(&file).unwrap();
+    s.write_corefile(". {\n    hosts example.hosts {\n        reload 0\n        ttl 60\n    }\n}\n");
+    assert_eq!(s.reload(), Ok(true));
+    assert_eq!(answers(&query_udp(s.addr(), "web.example.org.", RecordType::A)), ["web.example.org. 60 IN A 10.0.0.1"]);
+
+    std::fs::write(&file, "10.0.0.2 web.example.org\n").unwrap();
+    s.write_corefile(". {\n    hosts example.hosts {\n        reload 0\n        ttl 30\n    }\n}\n");
+    assert_eq!(s.reload(), Ok(true));
+    assert_eq!(answers(&query_udp(s.addr(), "web.example.org.", RecordType::A)), ["web.example.org. 30 IN A 10.0.0.2"]);
+}
+
 #[test]
 fn a_corefile_reload_replaces_the_plugin_and_stops_its_poller() {
     let s = start_with(

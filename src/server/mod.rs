@@ -296,11 +296,18 @@ impl Server {
         let mut hup = signal(SignalKind::hangup())?;
         let mut usr1 = signal(SignalKind::user_defined1())?;
         let mut next_check = self.reload_every().await.map(|every| Instant::now() + every);
+        let mut watch = self.watch_corefile(next_check.is_some());
         let mut fatal = self.inner.fatal_rx.clone();
         loop {
             let check = async {
                 match next_check {
                     Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let changed = async {
+                match &mut watch {
+                    Some(w) => w.changed().await,
                     None => std::future::pending().await,
                 }
             };
@@ -330,9 +337,17 @@ impl Server {
                 _ = check => {
                     let _ = self.reload(true).await;
                 }
+                _ = changed => {
+                    let _ = self.reload(true).await;
+                }
             }
             // A new configuration starts its own period; an unchanged one keeps its rhythm.
             next_check = self.reload_every().await.map(|every| Instant::now() + every);
+            if next_check.is_none() {
+                watch = None;
+            } else if watch.is_none() {
+                watch = self.watch_corefile(true);
+            }
         }
         tokio::select! {
             _ = self.shutdown() => Ok(Stopped::Gracefully),
@@ -341,6 +356,20 @@ impl Server {
                 Ok(Stopped::Forced)
             }
         }
+    }
+
+    /// A watch on the Corefile's directory when the reload plugin is on (`enabled`) and the
+    /// configuration comes from a file.
+    fn watch_corefile(&self, enabled: bool) -> Option<reload::CorefileWatch> {
+        if !enabled {
+            return None;
+        }
+        let path = match &self.inner.opts.conf {
+            Some(p) => p.clone(),
+            None if std::path::Path::new("Corefile").exists() => PathBuf::from("Corefile"),
+            None => return None,
+        };
+        reload::CorefileWatch::new(&path)
     }
 
     /// The error a plugin stopped the server with ([`Fatal`]), if one did. The server itself

@@ -271,6 +271,63 @@ impl Server {
     }
 }
 
+/// A watch on the Corefile's directory, so a changed Corefile is noticed at once rather than at
+/// the reload plugin's next check. Kubelet updates a mounted ConfigMap by writing a new
+/// timestamped directory and renaming a `..data` link over the old one, inside the directory
+/// that holds the `Corefile` link: one watch on that directory (not recursive) sees it. The
+/// interval check stays as the fallback (an imported file elsewhere, a file system without
+/// inotify).
+pub(super) struct CorefileWatch {
+    _watcher: notify::RecommendedWatcher,
+    events: tokio::sync::mpsc::UnboundedReceiver<()>,
+}
+
+/// How long to let a burst of file system events settle before reading the Corefile: kubelet's
+/// swap is a handful of operations in a few milliseconds.
+const SETTLE: Duration = Duration::from_millis(100);
+
+impl CorefileWatch {
+    /// Watches the directory of `corefile`; `None` (with a warning) when it cannot.
+    pub fn new(corefile: &std::path::Path) -> Option<CorefileWatch> {
+        use notify::Watcher;
+        let dir = match corefile.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let handler = move |event: notify::Result<notify::Event>| {
+            // Reading the Corefile is an access event: only changes count.
+            if let Ok(e) = event
+                && !matches!(e.kind, notify::EventKind::Access(_))
+            {
+                let _ = tx.send(());
+            }
+        };
+        let watched = notify::recommended_watcher(handler)
+            .and_then(|mut w| w.watch(&dir, notify::RecursiveMode::NonRecursive).map(|()| w));
+        match watched {
+            Ok(watcher) => Some(CorefileWatch { _watcher: watcher, events }),
+            Err(e) => {
+                tracing::warn!(
+                    target: "plugin/reload",
+                    "cannot watch {} for changes ({e}); checking every interval only",
+                    dir.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Completes when something in the directory changed and has settled.
+    pub async fn changed(&mut self) {
+        if self.events.recv().await.is_none() {
+            return std::future::pending().await;
+        }
+        tokio::time::sleep(SETTLE).await;
+        while self.events.try_recv().is_ok() {}
+    }
+}
+
 /// The reload plugin's interval moved by a random amount in [-jitter/2, jitter/2), drawn once
 /// per configuration, as CoreDNS spreads the checks of replicas that started together.
 fn jittered(s: ReloadSettings) -> Duration {

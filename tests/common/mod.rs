@@ -3,6 +3,8 @@
 //! 127.0.0.1 and every wait is bounded. Servers and processes stop when their guard drops.
 #![allow(dead_code)]
 
+pub mod plugins;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -40,6 +42,16 @@ impl TestServer {
 
     /// Starts `corefile` from `dir` (which may already hold files it imports or reads).
     pub fn try_start_in(dir: tempfile::TempDir, corefile: &str) -> Result<TestServer, String> {
+        TestServer::try_start_with(dir, corefile, &clusterdns::plugins::ALL)
+    }
+
+    /// Starts `corefile` from `dir` with the plugins of `plugins` (the tests' own, say:
+    /// [`plugins::TEST_PLUGINS`]).
+    pub fn try_start_with(
+        dir: tempfile::TempDir,
+        corefile: &str,
+        plugins: &'static clusterdns::plugin::registry::PluginSet,
+    ) -> Result<TestServer, String> {
         let path = dir.path().join("Corefile");
         std::fs::write(&path, corefile).expect("write Corefile");
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -49,7 +61,7 @@ impl TestServer {
             quiet: true,
             udp_workers: Some(2),
             loopback_ephemeral: true,
-            ..Options::default()
+            plugins,
         };
         let server = rt.block_on(Server::start(opts)).map_err(|e| e.to_string())?;
         Ok(TestServer { server, rt: Some(rt), dir, corefile: path })

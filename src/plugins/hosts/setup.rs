@@ -11,9 +11,13 @@
 //! FILE defaults to `/etc/hosts`; a relative FILE is taken from the directory of the Corefile
 //! naming it (see the README for how that relates to CoreDNS). ZONES default to the server
 //! block's zones. Once per server block. Each property at most once.
+//!
+//! The table and the task polling the file are kept across reloads while the file, zones,
+//! inline entries, `no_reverse` and `reload` are unchanged: such a reload re-reads the file only
+//! if it changed (as CoreDNS re-reads it at every reload) and does not restart its poll.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -25,7 +29,7 @@ use crate::corefile::{Args, Directive, Error, Pos, once};
 use crate::dns::Name;
 use crate::plugin::DynPlugin;
 use crate::plugin::fall::Fallthrough;
-use crate::plugin::setup::{DynConfig, ParseCtx, PluginConfig, SetupCtx};
+use crate::plugin::setup::{DynConfig, ParseCtx, PluginConfig, SetupCtx, TaskSet};
 
 const DEFAULT_FILE: &str = "/etc/hosts";
 const DEFAULT_TTL: u32 = 3600;
@@ -118,8 +122,55 @@ fn inline_entry(prop: &mut Args<'_>, line: &Directive) -> Result<Line, Error> {
     Ok(entry)
 }
 
+/// The settings the table and its poll depend on: what a reload must leave unchanged for them
+/// to be kept.
+#[derive(PartialEq)]
+struct TableKey {
+    path: PathBuf,
+    origins: Vec<Name>,
+    reverse: bool,
+    inline: Vec<Line>,
+    reload: Duration,
+}
+
+/// What a hosts plugin keeps across reloads: its table, the file it is read from, and the
+/// task that refreshes it.
+struct KeptTable {
+    table: Arc<ArcSwap<super::table::Table>>,
+    source: Arc<Mutex<Source>>,
+    _poll: TaskSet,
+}
+
 impl PluginConfig for Config {
     fn build(&self, ctx: &mut SetupCtx<'_>) -> Result<Option<Arc<dyn DynPlugin>>, Error> {
+        let key = TableKey {
+            path: self.path.clone(),
+            origins: self.origins.clone(),
+            reverse: self.reverse,
+            inline: self.inline.clone(),
+            reload: self.reload,
+        };
+        let mut made = false;
+        let kept = ctx.keep(key, |ctx| {
+            made = true;
+            self.table(ctx)
+        })?;
+        if !made {
+            // A reload: the file is read again if it changed since the last read.
+            kept.source.lock().expect("hosts source lock").refresh();
+        }
+        Ok(Some(Arc::new(Hosts {
+            origins: self.origins.clone().into(),
+            ttl: self.ttl,
+            fall: self.fall.clone(),
+            table: kept.table.clone(),
+        })))
+    }
+}
+
+impl Config {
+    /// Reads the file into a new table and starts polling it.
+    fn table(&self, ctx: &mut SetupCtx<'_>) -> Result<KeptTable, Error> {
         // As CoreDNS: a missing file is worth a warning (it may appear later), a file that
         // cannot even be looked at is an error.
         let shown = self.path.display();
@@ -158,15 +209,12 @@ impl PluginConfig for Config {
         let mut source = Source::new(settings, reported);
         source.refresh();
         let table: Arc<ArcSwap<_>> = source.table();
+        let source = Arc::new(Mutex::new(source));
+        let mut poll = TaskSet::new();
         if !self.reload.is_zero() {
-            ctx.spawn(watch::poll(source, self.reload));
+            poll.spawn(watch::poll(source.clone(), self.reload));
         }
-        Ok(Some(Arc::new(Hosts {
-            origins: self.origins.clone().into(),
-            ttl: self.ttl,
-            fall: self.fall.clone(),
-            table,
-        })))
+        Ok(KeptTable { table, source, _poll: poll })
     }
 }
 

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -133,25 +133,19 @@ impl Source {
     }
 }
 
-/// Polls `source` every `every` until the task is aborted (its configuration was replaced).
-pub async fn poll(mut source: Source, every: Duration) {
+/// Polls `source` every `every` until the task is aborted (no configuration keeps it any more).
+pub async fn poll(source: Arc<Mutex<Source>>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate, and setup has just read the file
     loop {
         tick.tick().await;
-        source = match tokio::task::spawn_blocking(move || {
-            source.refresh();
-            source
-        })
-        .await
-        {
-            Ok(source) => source,
-            Err(e) => {
-                tracing::error!(target: "plugin/hosts", "Hosts file reader failed, no longer reloading: {e}");
-                return;
-            }
-        };
+        let source = source.clone();
+        let read = tokio::task::spawn_blocking(move || source.lock().expect("hosts source lock").refresh());
+        if let Err(e) = read.await {
+            tracing::error!(target: "plugin/hosts", "Hosts file reader failed, no longer reloading: {e}");
+            return;
+        }
     }
 }
 

@@ -1,0 +1,77 @@
+//! Heap allocations per query on the hot path, counted with a counting global allocator through
+//! exactly the dispatch a UDP worker runs (`Offline` builds the same tables without sockets).
+//! Counts, unlike times, do not depend on the machine: these bounds are the documented cost of a
+//! query (see `src/plugin.rs` and `src/server/dispatch.rs`), and a change that adds an
+//! allocation to the hot path fails here.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use clusterdns::dns::{Proto, RecordType, build_query};
+use clusterdns::server::build::Offline;
+use clusterdns::server::dispatch::{Handled, Meta};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations per query for `name`/`qtype` through `corefile`, after a warm-up that lets
+/// metrics series and buffers settle.
+fn per_query(corefile: &str, name: &str, qtype: RecordType) -> usize {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _guard = rt.enter();
+    let offline = Offline::new(corefile).unwrap();
+    let query = build_query(0x4242, name, qtype, Some((1232, 0, false)));
+    let client: SocketAddr = "127.0.0.1:53535".parse().unwrap();
+    let mut out = Vec::with_capacity(4096);
+    let mut ask = || {
+        let meta = Meta { client, local: client, proto: Proto::Udp, received: Instant::now() };
+        assert!(matches!(offline.table.handle(&query, meta, &mut out), Handled::Reply));
+    };
+    for _ in 0..100 {
+        ask();
+    }
+    const N: usize = 1000;
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..N {
+        ask();
+    }
+    let total = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    // The count is global: another thread of the test harness may allocate a few times meanwhile.
+    assert!(total % N < 20, "{total} allocations in {N} queries: not the same for every query");
+    total / N
+}
+
+/// One box for the chain's future, one per plugin hop, and the response's record vectors.
+#[test]
+fn allocations_per_query_on_the_hot_path() {
+    let whoami = per_query("one.test {\n    whoami\n}\n", "a.one.test.", RecordType::A);
+    let hosts = per_query(
+        "one.test {\n    errors\n    prometheus 127.0.0.1:0\n    hosts {\n        10.0.0.1 a.one.test\n    }\n}\n",
+        "a.one.test.",
+        RecordType::A,
+    );
+    // whoami: the chain's future, whoami's future, the additional section's vector.
+    assert_eq!(whoami, 3, "whoami");
+    // errors + prometheus + hosts: the chain's future, three hops, the answer's vector.
+    assert_eq!(hosts, 5, "errors, prometheus, hosts");
+}
