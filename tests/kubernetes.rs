@@ -1,0 +1,720 @@
+//! kubernetes over real sockets: the real plugin, its real kube client over HTTPS with a bearer
+//! token, against the test API server (tests/apiserver). Each test is named after the section of
+//! the Kubernetes DNS-Based Service Discovery specification (schema 1.1.0) or the CoreDNS
+//! behaviour it checks.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clusterdns_test_apiserver::{ClusterObject, Kind, PauseMode, StreamingLists, TestApiServer};
+use common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+
+/// A test API server on its own runtime, so the DNS server's runtime and the test's blocking
+/// clients leave it alone.
+struct Api {
+    // Dropped before the runtime it runs on.
+    api: TestApiServer,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Api {
+    fn start(objects: Vec<ClusterObject>) -> Api {
+        Api::start_with(objects, |b| b)
+    }
+
+    fn start_with(
+        objects: Vec<ClusterObject>,
+        f: impl FnOnce(clusterdns_test_apiserver::Builder) -> clusterdns_test_apiserver::Builder,
+    ) -> Api {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let mut builder = f(TestApiServer::builder());
+        for o in objects {
+            builder = builder.object(o);
+        }
+        let api = rt.block_on(builder.start()).expect("the test API server starts");
+        Api { api, _rt: rt }
+    }
+
+    fn kubeconfig(&self) -> &Path {
+        self.api.kubeconfig_path()
+    }
+
+    fn apply(&self, o: impl Into<ClusterObject>) {
+        self.api.apply(o).expect("apply");
+    }
+
+    fn delete(&self, kind: Kind, ns: Option<&str>, name: &str) {
+        assert!(self.api.delete(kind, ns, name).is_some(), "{name} existed");
+    }
+
+    /// Requests that fetch the state: paginated lists, and streaming lists (watches with
+    /// `sendInitialEvents=true`).
+    fn lists(&self) -> usize {
+        let requests = self.api.requests();
+        let listing = |r: &&clusterdns_test_apiserver::RequestRecord| {
+            r.method == "GET" && (!r.query.contains("watch=") || r.query.contains("sendInitialEvents=true"))
+        };
+        requests.iter().filter(listing).count()
+    }
+}
+
+fn meta(ns: Option<&str>, name: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        name: Some(name.into()),
+        namespace: ns.map(String::from),
+        ..Default::default()
+    }
+}
+
+fn namespace(name: &str) -> ClusterObject {
+    Namespace { metadata: meta(None, name), ..Default::default() }.into()
+}
+
+/// A Service; `cluster_ip` "None" makes it headless.
+fn service(ns: &str, name: &str, cluster_ip: &str, ports: &[(&str, i32, &str)]) -> ClusterObject {
+    let ports = ports
+        .iter()
+        .map(|(n, p, proto)| ServicePort {
+            name: Some(n.to_string()),
+            port: *p,
+            protocol: Some(proto.to_string()),
+            ..Default::default()
+        })
+        .collect();
+    let spec = ServiceSpec {
+        cluster_ip: Some(cluster_ip.into()),
+        cluster_ips: Some(vec![cluster_ip.into()]),
+        type_: Some("ClusterIP".into()),
+        ports: Some(ports),
+        ..Default::default()
+    };
+    Service { metadata: meta(Some(ns), name), spec: Some(spec), ..Default::default() }.into()
+}
+
+fn external(ns: &str, name: &str, target: &str) -> ClusterObject {
+    let spec =
+        ServiceSpec { type_: Some("ExternalName".into()), external_name: Some(target.into()), ..Default::default() };
+    Service { metadata: meta(Some(ns), name), spec: Some(spec), ..Default::default() }.into()
+}
+
+/// An EndpointSlice of service `svc`: (address, hostname, ready) per endpoint.
+fn slice(
+    ns: &str,
+    svc: &str,
+    name: &str,
+    endpoints: &[(&str, Option<&str>, Option<bool>)],
+    ports: &[(&str, i32, &str)],
+) -> ClusterObject {
+    let mut m = meta(Some(ns), name);
+    m.labels = Some(BTreeMap::from([("kubernetes.io/service-name".to_string(), svc.to_string())]));
+    let v6 = endpoints.first().is_some_and(|(ip, _, _)| ip.contains(':'));
+    EndpointSlice {
+        metadata: m,
+        address_type: if v6 { "IPv6" } else { "IPv4" }.into(),
+        endpoints: Some(
+            endpoints
+                .iter()
+                .map(|(ip, host, ready)| Endpoint {
+                    addresses: vec![ip.to_string()],
+                    hostname: host.map(String::from),
+                    conditions: Some(EndpointConditions { ready: *ready, ..Default::default() }),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ports: Some(
+            ports
+                .iter()
+                .map(|(n, p, proto)| EndpointPort {
+                    name: Some(n.to_string()),
+                    port: Some(*p),
+                    protocol: Some(proto.to_string()),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+    }
+    .into()
+}
+
+/// The cluster most tests serve: namespaces `apps` and `other`, a ClusterIP service with two
+/// named ports, a headless one with a hostname, a dashed-IP endpoint and a not-ready one, a
+/// headless one with nothing ready, an ExternalName.
+fn cluster() -> Vec<ClusterObject> {
+    vec![
+        namespace("apps"),
+        namespace("other"),
+        namespace("kube-system"),
+        service("apps", "web", "10.96.0.10", &[("http", 80, "TCP"), ("metrics", 9090, "TCP")]),
+        slice("apps", "web", "web-abc", &[("10.1.0.1", None, Some(true))], &[("http", 8080, "TCP")]),
+        service("apps", "db", "None", &[("pg", 5432, "TCP")]),
+        slice(
+            "apps",
+            "db",
+            "db-1",
+            &[("10.1.1.1", Some("db-0"), Some(true)), ("10.1.1.2", None, None), ("10.1.1.3", None, Some(false))],
+            &[("pg", 5432, "TCP")],
+        ),
+        service("apps", "idle", "None", &[("pg", 5432, "TCP")]),
+        slice("apps", "idle", "idle-1", &[("10.1.3.1", None, Some(false))], &[("pg", 5432, "TCP")]),
+        service("apps", "v6", "None", &[("http", 80, "TCP")]),
+        slice("apps", "v6", "v6-1", &[("fd00::", None, Some(true))], &[("http", 80, "TCP")]),
+        external("apps", "ext", "www.example.net"),
+    ]
+}
+
+/// The kubeadm default `kubernetes` block, with a kubeconfig instead of the pod's service
+/// account (and `startup_timeout` when given), then `whoami` as the next plugin, and a block
+/// for the ExternalName's target.
+fn kubeadm(kubeconfig: &Path, extra: &str) -> String {
+    format!(
+        ".:53 {{\n    errors\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        kubeconfig {}\n        \
+         pods insecure\n        fallthrough in-addr.arpa ip6.arpa\n        ttl 30\n{extra}    }}\n    whoami\n}}\n\
+         example.net:53 {{\n    hosts {{\n        192.0.2.7 www.example.net\n    }}\n}}\n",
+        kubeconfig.display()
+    )
+}
+
+fn serve(api: &Api) -> TestServer {
+    TestServer::start(&kubeadm(api.kubeconfig(), ""))
+}
+
+fn answers(m: &Message) -> Vec<String> {
+    rrs(&m.answers)
+}
+
+fn q(s: &TestServer, name: &str, t: RecordType) -> Message {
+    query_udp(s.addr(), name, t)
+}
+
+/// NOERROR with no answer and the zone's SOA in the authority section.
+fn assert_nodata(m: &Message, what: &str) {
+    assert_eq!(m.response_code, ResponseCode::NoError, "{what}: {m:?}");
+    assert!(m.answers.is_empty(), "{what}: {:?}", answers(m));
+    assert_eq!(m.authorities.len(), 1, "{what}");
+    assert_eq!(m.authorities[0].record_type(), RecordType::SOA, "{what}");
+}
+
+/// NXDOMAIN with the zone's SOA.
+fn assert_nxdomain(m: &Message, what: &str) {
+    assert_eq!(m.response_code, ResponseCode::NXDomain, "{what}: {:?}", answers(m));
+    assert!(m.answers.is_empty(), "{what}");
+    assert_eq!(m.authorities.len(), 1, "{what}");
+    assert_eq!(m.authorities[0].record_type(), RecordType::SOA, "{what}");
+}
+
+#[test]
+fn spec_2_3_1_cluster_ip_a_record_and_2_3_4_no_other_family() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    for query in [query_udp, query_tcp] {
+        let m = query(s.addr(), "web.apps.svc.cluster.local.", RecordType::A);
+        assert_eq!(m.response_code, ResponseCode::NoError);
+        assert!(m.authoritative);
+        assert_eq!(answers(&m), ["web.apps.svc.cluster.local. 30 IN A 10.96.0.10"]);
+    }
+    assert_nodata(&q(&s, "web.apps.svc.cluster.local.", RecordType::AAAA), "AAAA of an IPv4 service");
+    assert_nodata(&q(&s, "web.apps.svc.cluster.local.", RecordType::TXT), "TXT of a service");
+    // Matching ignores case and keeps the question's.
+    let m = q(&s, "WEB.Apps.svc.Cluster.Local.", RecordType::A);
+    assert_eq!(answers(&m), ["WEB.Apps.svc.Cluster.Local. 30 IN A 10.96.0.10"]);
+}
+
+#[test]
+fn spec_2_3_2_srv_for_named_ports_and_on_the_service_name() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    let m = q(&s, "_http._tcp.web.apps.svc.cluster.local.", RecordType::SRV);
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    assert_eq!(answers(&m), ["_http._tcp.web.apps.svc.cluster.local. 30 IN SRV 0 100 80 web.apps.svc.cluster.local."]);
+    assert_eq!(rrs(&m.additionals), ["web.apps.svc.cluster.local. 30 IN A 10.96.0.10"]);
+    // The bare service name: one SRV per port.
+    let m = q(&s, "web.apps.svc.cluster.local.", RecordType::SRV);
+    let mut got = answers(&m);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "web.apps.svc.cluster.local. 30 IN SRV 0 50 80 web.apps.svc.cluster.local.",
+            "web.apps.svc.cluster.local. 30 IN SRV 0 50 9090 web.apps.svc.cluster.local.",
+        ]
+    );
+    // A port or protocol the service does not have: the name does not exist.
+    assert_nxdomain(&q(&s, "_ftp._tcp.web.apps.svc.cluster.local.", RecordType::SRV), "unknown port");
+    assert_nxdomain(&q(&s, "_http._udp.web.apps.svc.cluster.local.", RecordType::SRV), "wrong protocol");
+    // A port name that exists, asked for another type: NODATA.
+    assert_nodata(&q(&s, "_http._tcp.web.apps.svc.cluster.local.", RecordType::TXT), "TXT of a port name");
+}
+
+#[test]
+fn spec_2_4_1_headless_a_is_every_ready_endpoint_and_2_4_2_srv_targets_them() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    let m = q(&s, "db.apps.svc.cluster.local.", RecordType::A);
+    let mut got = answers(&m);
+    got.sort();
+    // ready true and ready unset are served; ready false is not.
+    assert_eq!(got, ["db.apps.svc.cluster.local. 30 IN A 10.1.1.1", "db.apps.svc.cluster.local. 30 IN A 10.1.1.2"]);
+    // Endpoint names: the hostname, else the dashed IP.
+    let m = q(&s, "db-0.db.apps.svc.cluster.local.", RecordType::A);
+    assert_eq!(answers(&m), ["db-0.db.apps.svc.cluster.local. 30 IN A 10.1.1.1"]);
+    let m = q(&s, "10-1-1-2.db.apps.svc.cluster.local.", RecordType::A);
+    assert_eq!(answers(&m), ["10-1-1-2.db.apps.svc.cluster.local. 30 IN A 10.1.1.2"]);
+    assert_nxdomain(&q(&s, "10-1-1-3.db.apps.svc.cluster.local.", RecordType::A), "a not-ready endpoint");
+
+    let m = q(&s, "_pg._tcp.db.apps.svc.cluster.local.", RecordType::SRV);
+    let mut got = answers(&m);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "_pg._tcp.db.apps.svc.cluster.local. 30 IN SRV 0 50 5432 10-1-1-2.db.apps.svc.cluster.local.",
+            "_pg._tcp.db.apps.svc.cluster.local. 30 IN SRV 0 50 5432 db-0.db.apps.svc.cluster.local.",
+        ]
+    );
+    let mut extra = rrs(&m.additionals);
+    extra.sort();
+    assert_eq!(
+        extra,
+        ["10-1-1-2.db.apps.svc.cluster.local. 30 IN A 10.1.1.2", "db-0.db.apps.svc.cluster.local. 30 IN A 10.1.1.1",]
+    );
+    // SRV on the bare headless name: one per ready endpoint and port.
+    assert_eq!(answers(&q(&s, "db.apps.svc.cluster.local.", RecordType::SRV)).len(), 2);
+    // Nothing ready: the headless service's name does not exist.
+    assert_nxdomain(&q(&s, "idle.apps.svc.cluster.local.", RecordType::A), "headless, nothing ready");
+    // coredns#7430: an IPv6 endpoint ending in "::" gets a valid dashed name.
+    let m = q(&s, "v6.apps.svc.cluster.local.", RecordType::SRV);
+    assert_eq!(answers(&m), ["v6.apps.svc.cluster.local. 30 IN SRV 0 100 80 fd00--0.v6.apps.svc.cluster.local."]);
+    let m = q(&s, "fd00--0.v6.apps.svc.cluster.local.", RecordType::AAAA);
+    assert_eq!(answers(&m), ["fd00--0.v6.apps.svc.cluster.local. 30 IN AAAA fd00::"]);
+}
+
+#[test]
+fn spec_2_5_external_name_is_a_cname_resolved_through_the_server() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    let m = q(&s, "ext.apps.svc.cluster.local.", RecordType::A);
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    assert_eq!(
+        answers(&m),
+        ["ext.apps.svc.cluster.local. 30 IN CNAME www.example.net.", "www.example.net. 3600 IN A 192.0.2.7"]
+    );
+}
+
+#[test]
+fn spec_2_5_ptr_for_cluster_ips_and_ready_endpoints() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    let m = q(&s, "10.0.96.10.in-addr.arpa.", RecordType::PTR);
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    assert_eq!(answers(&m), ["10.0.96.10.in-addr.arpa. 30 IN PTR web.apps.svc.cluster.local."]);
+    let m = q(&s, "1.1.1.10.in-addr.arpa.", RecordType::PTR);
+    assert_eq!(answers(&m), ["1.1.1.10.in-addr.arpa. 30 IN PTR db-0.db.apps.svc.cluster.local."]);
+    let m = q(&s, "2.1.1.10.in-addr.arpa.", RecordType::PTR);
+    assert_eq!(answers(&m), ["2.1.1.10.in-addr.arpa. 30 IN PTR 10-1-1-2.db.apps.svc.cluster.local."]);
+    // 32 nibbles of fd00::.
+    let v6 = "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.";
+    let m = q(&s, v6, RecordType::PTR);
+    assert_eq!(answers(&m), [format!("{v6} 30 IN PTR fd00--0.v6.apps.svc.cluster.local.")]);
+}
+
+#[test]
+fn fallthrough_in_addr_arpa_hands_unknown_addresses_to_the_next_plugin() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    // Not a cluster address, and not ready: whoami (the next plugin) answers, no NXDOMAIN.
+    for name in ["99.99.99.10.in-addr.arpa.", "3.1.1.10.in-addr.arpa."] {
+        let m = q(&s, name, RecordType::PTR);
+        assert_eq!(m.response_code, ResponseCode::NoError, "{name}");
+        assert!(m.answers.is_empty() && !m.additionals.is_empty(), "whoami's answer for {name}: {m:?}");
+        assert!(rrs(&m.additionals).iter().any(|r| r.contains("IN A 127.0.0.1")), "{m:?}");
+    }
+    // The forward zone does not fall through.
+    assert_nxdomain(&q(&s, "nope.apps.svc.cluster.local.", RecordType::A), "no fallthrough for cluster.local");
+}
+
+#[test]
+fn spec_2_6_pods_insecure_answers_dashed_names_in_existing_namespaces() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    let m = q(&s, "10-1-2-3.apps.pod.cluster.local.", RecordType::A);
+    assert_eq!(answers(&m), ["10-1-2-3.apps.pod.cluster.local. 30 IN A 10.1.2.3"]);
+    let m = q(&s, "fd00--1.apps.pod.cluster.local.", RecordType::AAAA);
+    assert_eq!(answers(&m), ["fd00--1.apps.pod.cluster.local. 30 IN AAAA fd00::1"]);
+    assert_nodata(&q(&s, "10-1-2-3.apps.pod.cluster.local.", RecordType::AAAA), "AAAA of an IPv4 pod name");
+    assert_nxdomain(&q(&s, "10-1-2-3.missing.pod.cluster.local.", RecordType::A), "pod in a missing namespace");
+    assert_nxdomain(&q(&s, "10-1-2.apps.pod.cluster.local.", RecordType::A), "not an address");
+    assert_nxdomain(&q(&s, "10-1-2-300.apps.pod.cluster.local.", RecordType::A), "not an address");
+}
+
+#[test]
+fn pods_disabled_by_default_and_verified_only_for_pods_that_exist() {
+    use k8s_openapi::api::core::v1::{Pod, PodIP, PodStatus};
+    let mut objects = cluster();
+    let pod = Pod {
+        metadata: meta(Some("apps"), "p1"),
+        status: Some(PodStatus {
+            pod_ip: Some("10.1.4.1".into()),
+            pod_ips: Some(vec![PodIP { ip: "10.1.4.1".into() }, PodIP { ip: "fd00::41".into() }]),
+            phase: Some("Running".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    objects.push(pod.into());
+    let api = Api::start(objects);
+    let kc = api.kubeconfig().display().to_string();
+    let s =
+        TestServer::start(&format!("cluster.local:53 {{\n    kubernetes {{\n        kubeconfig {kc}\n    }}\n}}\n"));
+    assert_nxdomain(&q(&s, "10-1-4-1.apps.pod.cluster.local.", RecordType::A), "pods disabled");
+    drop(s);
+    let s = TestServer::start(&format!(
+        "cluster.local:53 {{\n    kubernetes {{\n        kubeconfig {kc}\n        pods verified\n    }}\n}}\n"
+    ));
+    let m = q(&s, "10-1-4-1.apps.pod.cluster.local.", RecordType::A);
+    assert_eq!(answers(&m), ["10-1-4-1.apps.pod.cluster.local. 5 IN A 10.1.4.1"]);
+    // Every IP of the pod, not only the first (CoreDNS indexes podIP alone).
+    let m = q(&s, "fd00--41.apps.pod.cluster.local.", RecordType::AAAA);
+    assert_eq!(answers(&m), ["fd00--41.apps.pod.cluster.local. 5 IN AAAA fd00::41"]);
+    assert_nxdomain(&q(&s, "10-1-4-2.apps.pod.cluster.local.", RecordType::A), "no such pod");
+    assert_nxdomain(&q(&s, "10-1-4-1.other.pod.cluster.local.", RecordType::A), "the pod is in another namespace");
+    // coredns#7119: a deleted pod stops answering.
+    api.delete(Kind::Pod, Some("apps"), "p1");
+    let gone = eventually(Duration::from_secs(5), || {
+        let m = q(&s, "10-1-4-1.apps.pod.cluster.local.", RecordType::A);
+        (m.response_code == ResponseCode::NXDomain).then_some(())
+    });
+    assert!(gone.is_some(), "the deleted pod's name went away");
+}
+
+#[test]
+fn nxdomain_and_nodata_as_the_spec_and_coredns_give_them() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    // The apex: SOA and NS exist; other types are NODATA.
+    let m = q(&s, "cluster.local.", RecordType::SOA);
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(m.answers[0].record_type(), RecordType::SOA);
+    assert!(
+        answers(&m)[0].starts_with("cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local."),
+        "{:?}",
+        answers(&m)
+    );
+    let m = q(&s, "cluster.local.", RecordType::NS);
+    assert_eq!(answers(&m), ["cluster.local. 30 IN NS ns.dns.cluster.local."]);
+    assert_nodata(&q(&s, "cluster.local.", RecordType::A), "A at the apex");
+    // svc. and pod., and existing namespaces: NODATA.
+    assert_nodata(&q(&s, "svc.cluster.local.", RecordType::A), "svc.");
+    assert_nodata(&q(&s, "pod.cluster.local.", RecordType::A), "pod.");
+    assert_nodata(&q(&s, "apps.svc.cluster.local.", RecordType::A), "an existing namespace");
+    assert_nodata(&q(&s, "other.svc.cluster.local.", RecordType::A), "an empty existing namespace");
+    // The rest: NXDOMAIN.
+    assert_nxdomain(&q(&s, "missing.svc.cluster.local.", RecordType::A), "a missing namespace");
+    assert_nxdomain(&q(&s, "nope.apps.svc.cluster.local.", RecordType::A), "a missing service");
+    assert_nxdomain(&q(&s, "web.missing.svc.cluster.local.", RecordType::A), "a service in a missing namespace");
+    assert_nxdomain(&q(&s, "web.other.svc.cluster.local.", RecordType::A), "a service of another namespace");
+    assert_nxdomain(&q(&s, "x.web.apps.svc.cluster.local.", RecordType::A), "an endpoint of a ClusterIP service");
+    assert_nxdomain(&q(&s, "a.b.c.d.e.apps.svc.cluster.local.", RecordType::A), "too deep");
+    assert_nxdomain(&q(&s, "web.apps.cluster.local.", RecordType::A), "neither svc nor pod");
+    // AXFR is refused.
+    let m = query_tcp(s.addr(), "cluster.local.", RecordType::AXFR);
+    assert_eq!(m.response_code, ResponseCode::Refused);
+}
+
+#[test]
+fn spec_2_2_dns_version_txt() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    let m = q(&s, "dns-version.cluster.local.", RecordType::TXT);
+    assert_eq!(answers(&m), ["dns-version.cluster.local. 28800 IN TXT 1.1.0"]);
+    assert_nodata(&q(&s, "dns-version.cluster.local.", RecordType::A), "A of dns-version");
+}
+
+/// Polls `name` until its answer section is `want` (sorted), within 5 s.
+fn until_answers(s: &TestServer, name: &str, t: RecordType, want: &[&str]) {
+    let mut last = Vec::new();
+    let got = eventually(Duration::from_secs(5), || {
+        let mut a = answers(&q(s, name, t));
+        a.sort();
+        last = a.clone();
+        (a == want).then_some(())
+    });
+    assert!(got.is_some(), "{name} {t}: {last:?}, want {want:?}");
+}
+
+fn until_rcode(s: &TestServer, name: &str, t: RecordType, want: ResponseCode) {
+    let got = eventually(Duration::from_secs(5), || (q(s, name, t).response_code == want).then_some(()));
+    assert!(got.is_some(), "{name} {t}: never {want}");
+}
+
+#[test]
+fn answers_follow_services_slices_and_namespaces_as_they_change() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    // A Service created while serving.
+    api.apply(service("apps", "new", "10.96.0.77", &[("http", 80, "TCP")]));
+    until_answers(
+        &s,
+        "new.apps.svc.cluster.local.",
+        RecordType::A,
+        &["new.apps.svc.cluster.local. 30 IN A 10.96.0.77"],
+    );
+    until_answers(
+        &s,
+        "77.0.96.10.in-addr.arpa.",
+        RecordType::PTR,
+        &["77.0.96.10.in-addr.arpa. 30 IN PTR new.apps.svc.cluster.local."],
+    );
+    // Updated: a new cluster IP; the old PTR goes.
+    api.apply(service("apps", "new", "10.96.0.78", &[("http", 80, "TCP")]));
+    until_answers(
+        &s,
+        "new.apps.svc.cluster.local.",
+        RecordType::A,
+        &["new.apps.svc.cluster.local. 30 IN A 10.96.0.78"],
+    );
+    // Deleted.
+    api.delete(Kind::Service, Some("apps"), "new");
+    until_rcode(&s, "new.apps.svc.cluster.local.", RecordType::A, ResponseCode::NXDomain);
+    // An EndpointSlice rewritten, a second one added: the headless answer is their union.
+    api.apply(slice("apps", "db", "db-1", &[("10.1.1.9", None, Some(true))], &[("pg", 5432, "TCP")]));
+    api.apply(slice("apps", "db", "db-2", &[("10.1.1.8", None, Some(true))], &[("pg", 5432, "TCP")]));
+    until_answers(
+        &s,
+        "db.apps.svc.cluster.local.",
+        RecordType::A,
+        &["db.apps.svc.cluster.local. 30 IN A 10.1.1.8", "db.apps.svc.cluster.local. 30 IN A 10.1.1.9"],
+    );
+    api.delete(Kind::EndpointSlice, Some("apps"), "db-1");
+    until_answers(&s, "db.apps.svc.cluster.local.", RecordType::A, &["db.apps.svc.cluster.local. 30 IN A 10.1.1.8"]);
+    // A Namespace created, then deleted.
+    assert_nxdomain(&q(&s, "fresh.svc.cluster.local.", RecordType::A), "before");
+    api.apply(namespace("fresh"));
+    until_rcode(&s, "fresh.svc.cluster.local.", RecordType::A, ResponseCode::NoError);
+    api.delete(Kind::Namespace, None, "fresh");
+    until_rcode(&s, "fresh.svc.cluster.local.", RecordType::A, ResponseCode::NXDomain);
+}
+
+/// A forced relist (watch dropped, history compacted, 410 Gone), as a streaming list: the names
+/// that still exist answer throughout, what changed meanwhile shows once it is done.
+#[test]
+fn relist_after_410_gone_never_answers_a_false_nxdomain() {
+    relist_without_a_window(StreamingLists::Serve);
+}
+
+/// The same with paginated lists, from a server without streaming lists (422 Invalid, which the
+/// plugin falls back from): the list request itself is slow, so a relist that emptied the index
+/// first would answer NXDOMAIN meanwhile.
+#[test]
+fn relist_with_paginated_lists_never_answers_a_false_nxdomain() {
+    relist_without_a_window(StreamingLists::Reject);
+}
+
+fn relist_without_a_window(streaming: StreamingLists) {
+    let api = Api::start(cluster());
+    api.api.set_streaming_lists(streaming);
+    let s = serve(&api);
+    if streaming == StreamingLists::Reject {
+        let plain = api.api.requests().iter().filter(|r| !r.query.contains("watch=")).count();
+        assert!(plain >= 3, "paginated lists were made: {:?}", api.api.requests());
+    }
+    let relists = |s: &TestServer| -> f64 {
+        s.metrics()
+            .lines()
+            .filter(|l| l.starts_with("coredns_kubernetes_relists_total"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    let before = relists(&s);
+    api.api.pause(PauseMode::Hold);
+    api.api.drop_watches();
+    api.apply(service("apps", "late", "10.96.0.99", &[("http", 80, "TCP")]));
+    api.delete(Kind::Service, Some("apps"), "idle");
+    api.api.compact();
+    // A slow relist, so queries land in the middle of it.
+    api.api.set_latency(Duration::from_millis(200));
+    api.api.resume();
+    let start = Instant::now();
+    let mut checked = 0;
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(10), "the relist did not bring `late` in");
+        for name in ["web.apps.svc.cluster.local.", "db.apps.svc.cluster.local."] {
+            let m = q(&s, name, RecordType::A);
+            assert_eq!(m.response_code, ResponseCode::NoError, "{name} during the relist");
+            assert!(!m.answers.is_empty(), "{name} during the relist");
+        }
+        checked += 1;
+        if q(&s, "late.apps.svc.cluster.local.", RecordType::A).response_code == ResponseCode::NoError {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(checked > 1, "queries were made during the relist");
+    api.api.set_latency(Duration::ZERO);
+    // The object deleted while the watch was away goes when the relist sweeps.
+    until_rcode(&s, "idle.apps.svc.cluster.local.", RecordType::SRV, ResponseCode::NXDomain);
+    assert!(relists(&s) > before, "a relist was counted:\n{}", s.metrics());
+}
+
+/// CoreDNS answers NXDOMAIN until its first sync times out; here a name it cannot vouch for is
+/// SERVFAIL until the first sync, `/ready` says so, and start waits only `startup_timeout`.
+#[test]
+fn servfail_before_the_first_sync_and_startup_timeout() {
+    let api = Api::start(cluster());
+    api.api.pause(PauseMode::Hold);
+    let mut corefile = kubeadm(api.kubeconfig(), "        startup_timeout 1s\n");
+    corefile = corefile.replace("    errors\n", "    errors\n    ready\n");
+    let started = Instant::now();
+    let s = TestServer::start(&corefile);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "start took {took:?}");
+    for name in ["web.apps.svc.cluster.local.", "nope.apps.svc.cluster.local."] {
+        assert_eq!(q(&s, name, RecordType::A).response_code, ResponseCode::ServFail, "{name} before the sync");
+    }
+    let (status, body) = http_get(s.http(":8181"), "/ready");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("kubernetes"), "{body}");
+    // Fallthrough is decided before the sync check.
+    let m = q(&s, "99.99.99.10.in-addr.arpa.", RecordType::PTR);
+    assert_eq!(m.response_code, ResponseCode::NoError);
+
+    api.api.resume();
+    until_answers(
+        &s,
+        "web.apps.svc.cluster.local.",
+        RecordType::A,
+        &["web.apps.svc.cluster.local. 30 IN A 10.96.0.10"],
+    );
+    assert_nxdomain(&q(&s, "nope.apps.svc.cluster.local.", RecordType::A), "after the sync");
+    let ready = eventually(Duration::from_secs(5), || (http_get(s.http(":8181"), "/ready").0 == 200).then_some(()));
+    assert!(ready.is_some(), "/ready turns 200");
+}
+
+/// An API server unreachable, then back: a Service created meanwhile is answered once it
+/// returns (lf-edge/eve#6113), and cached answers keep coming during the outage.
+#[test]
+fn an_outage_serves_the_last_index_and_catches_up() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    api.api.pause(PauseMode::Unavailable);
+    api.api.break_watches();
+    api.apply(service("apps", "during", "10.96.0.55", &[("http", 80, "TCP")]));
+    for _ in 0..10 {
+        let m = q(&s, "web.apps.svc.cluster.local.", RecordType::A);
+        assert_eq!(answers(&m), ["web.apps.svc.cluster.local. 30 IN A 10.96.0.10"], "during the outage");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    api.api.resume();
+    let got = eventually(Duration::from_secs(15), || {
+        (q(&s, "during.apps.svc.cluster.local.", RecordType::A).response_code == ResponseCode::NoError).then_some(())
+    });
+    assert!(got.is_some(), "the service created during the outage is answered");
+}
+
+fn kubeconfig_with_token(api: &Api, dir: &Path, token_line: &str) -> PathBuf {
+    let text = std::fs::read_to_string(api.kubeconfig()).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("token:") {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out.push_str(&format!("{indent}{token_line}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(out.contains(token_line), "the kubeconfig has a token line:\n{text}");
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+/// The bearer token goes with every request; one read from a file (as the service account's
+/// is) works, a wrong one gets 401 and leaves the plugin unready, SERVFAIL, never NXDOMAIN.
+#[test]
+fn bearer_token_from_a_file_and_a_wrong_one() {
+    let api = Api::start_with(cluster(), |b| b.token("sesame"));
+    let dir = tempfile::tempdir().unwrap();
+    // As the service account's token file: no newline (kube, unlike client-go, does not trim it).
+    std::fs::write(dir.path().join("token"), "sesame").unwrap();
+    let kc = kubeconfig_with_token(&api, dir.path(), &format!("tokenFile: {}", dir.path().join("token").display()));
+    let s = TestServer::start(&kubeadm(&kc, ""));
+    let m = q(&s, "web.apps.svc.cluster.local.", RecordType::A);
+    assert_eq!(answers(&m), ["web.apps.svc.cluster.local. 30 IN A 10.96.0.10"]);
+    drop(s);
+
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig_with_token(&api, dir.path(), "token: wrong");
+    let s = TestServer::start(&kubeadm(&kc, "        startup_timeout 500ms\n"));
+    assert!(api.api.requests().iter().any(|r| r.status == 401), "the wrong token was refused");
+    for name in ["web.apps.svc.cluster.local.", "nope.apps.svc.cluster.local."] {
+        assert_eq!(q(&s, name, RecordType::A).response_code, ResponseCode::ServFail, "{name}");
+    }
+}
+
+/// A reload that leaves the kubernetes block's connection and filters alone keeps the watches
+/// and the index: no list, answers at once with the new TTL.
+#[test]
+fn reload_with_the_same_connection_keeps_the_index() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    assert_eq!(answers(&q(&s, "web.apps.svc.cluster.local.", RecordType::A)).len(), 1);
+    let lists = api.lists();
+    assert!(lists >= 3, "the first sync listed");
+    s.write_corefile(&kubeadm(api.kubeconfig(), "").replace("ttl 30", "ttl 10"));
+    assert!(s.reload().unwrap(), "reloaded");
+    assert_eq!(
+        answers(&q(&s, "web.apps.svc.cluster.local.", RecordType::A)),
+        ["web.apps.svc.cluster.local. 10 IN A 10.96.0.10"]
+    );
+    assert_eq!(api.lists(), lists, "no relist: {:?}", api.api.requests());
+}
+
+/// A reload that changes the watches (here `namespaces`) builds a new index aside, and swaps it
+/// in only once it has synced: the first answers after the reload are already the new ones.
+#[test]
+fn reload_with_new_filters_swaps_once_synced() {
+    let api = Api::start(cluster());
+    api.apply(service("other", "web", "10.96.1.10", &[("http", 80, "TCP")]));
+    let s = serve(&api);
+    let lists = api.lists();
+    // Slow enough that an unsynced swap would be seen.
+    api.api.set_latency(Duration::from_millis(300));
+    s.write_corefile(&kubeadm(api.kubeconfig(), "        namespaces other\n"));
+    assert!(s.reload().unwrap(), "reloaded");
+    assert!(api.lists() > lists, "the new filters listed");
+    let m = q(&s, "web.other.svc.cluster.local.", RecordType::A);
+    assert_eq!(answers(&m), ["web.other.svc.cluster.local. 30 IN A 10.96.1.10"]);
+    assert_nxdomain(&q(&s, "web.apps.svc.cluster.local.", RecordType::A), "a filtered-out namespace");
+    api.api.set_latency(Duration::ZERO);
+}
+
+/// 2,000 services created at once all resolve.
+#[test]
+fn two_thousand_services_created_at_once_all_resolve() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    let batch: Vec<ClusterObject> = (0..2000)
+        .map(|i| {
+            service("apps", &format!("bulk-{i}"), &format!("10.97.{}.{}", i / 250, i % 250 + 1), &[("http", 80, "TCP")])
+        })
+        .collect();
+    api.api.apply_batch(batch).unwrap();
+    until_rcode(&s, "bulk-1999.apps.svc.cluster.local.", RecordType::A, ResponseCode::NoError);
+    for i in (0..2000).step_by(7) {
+        let m = q(&s, &format!("bulk-{i}.apps.svc.cluster.local."), RecordType::A);
+        assert_eq!(
+            answers(&m),
+            [format!("bulk-{i}.apps.svc.cluster.local. 30 IN A 10.97.{}.{}", i / 250, i % 250 + 1)],
+            "bulk-{i}"
+        );
+    }
+}
