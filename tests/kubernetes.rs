@@ -718,3 +718,81 @@ fn two_thousand_services_created_at_once_all_resolve() {
         );
     }
 }
+
+/// A proxy that drops `sendInitialEvents` never sends the initial-events-end bookmark; kube's
+/// watcher would wait for it forever. The plugin falls back to paginated lists and syncs.
+#[test]
+fn streaming_lists_ignored_by_a_proxy_still_sync() {
+    let api = Api::start(cluster());
+    api.api.set_streaming_lists(StreamingLists::Ignore);
+    let s = TestServer::start(&kubeadm(api.kubeconfig(), "        startup_timeout 10s\n"));
+    let m = q(&s, "web.apps.svc.cluster.local.", RecordType::A);
+    assert_eq!(answers(&m), ["web.apps.svc.cluster.local. 30 IN A 10.96.0.10"]);
+    assert_nxdomain(&q(&s, "nope.apps.svc.cluster.local.", RecordType::A), "synced");
+}
+
+/// Watches dropped cleanly and cut mid-stream resume, and changes made meanwhile arrive.
+#[test]
+fn dropped_and_broken_watches_resume() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    api.api.drop_watches();
+    api.apply(service("apps", "after-drop", "10.96.0.61", &[("http", 80, "TCP")]));
+    until_rcode(&s, "after-drop.apps.svc.cluster.local.", RecordType::A, ResponseCode::NoError);
+    api.api.break_watches();
+    api.apply(service("apps", "after-break", "10.96.0.62", &[("http", 80, "TCP")]));
+    api.apply(slice("apps", "db", "db-1", &[("10.1.1.7", None, Some(true))], &[("pg", 5432, "TCP")]));
+    until_rcode(&s, "after-break.apps.svc.cluster.local.", RecordType::A, ResponseCode::NoError);
+    until_answers(&s, "db.apps.svc.cluster.local.", RecordType::A, &["db.apps.svc.cluster.local. 30 IN A 10.1.1.7"]);
+    assert_eq!(answers(&q(&s, "web.apps.svc.cluster.local.", RecordType::A)).len(), 1);
+}
+
+/// coredns#6518: a headless Service of a large StatefulSet, thousands of endpoints over many
+/// slices rewritten continuously, answered NXDOMAIN now and then. Here it never is.
+#[test]
+fn a_large_headless_service_with_slices_rewritten_never_answers_nxdomain() {
+    const SLICES: usize = 30;
+    const PER_SLICE: usize = 100;
+    let big = |round: usize| -> Vec<ClusterObject> {
+        (0..SLICES)
+            .map(|n| {
+                let ips: Vec<String> =
+                    (0..PER_SLICE).map(|i| format!("10.{}.{}.{}", 100 + round % 2, n, i + 1)).collect();
+                let eps: Vec<(&str, Option<&str>, Option<bool>)> =
+                    ips.iter().map(|ip| (ip.as_str(), None, Some(true))).collect();
+                slice("apps", "big", &format!("big-{n}"), &eps, &[("pg", 5432, "TCP")])
+            })
+            .collect()
+    };
+    let mut objects = cluster();
+    objects.push(service("apps", "big", "None", &[("pg", 5432, "TCP")]));
+    objects.extend(big(0));
+    let api = Api::start(objects);
+    let s = serve(&api);
+    let m = query_tcp(s.addr(), "big.apps.svc.cluster.local.", RecordType::A);
+    assert_eq!(m.answers.len(), SLICES * PER_SLICE);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Every slice rewritten with new addresses, one at a time, for a bounded while.
+            for round in 1..=6 {
+                for (n, slice) in big(round).into_iter().enumerate() {
+                    api.api.apply(slice).unwrap();
+                    if n % 10 == 0 {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let mut asked = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && asked < 2000 {
+            let m = query_udp(s.addr(), "big.apps.svc.cluster.local.", RecordType::A);
+            assert_eq!(m.response_code, ResponseCode::NoError, "query {asked}");
+            asked += 1;
+        }
+    });
+    // The last round's addresses are all there.
+    let m = query_tcp(s.addr(), "big.apps.svc.cluster.local.", RecordType::A);
+    assert_eq!(m.answers.len(), SLICES * PER_SLICE);
+}
