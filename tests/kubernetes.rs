@@ -665,12 +665,16 @@ fn bearer_token_from_a_file_and_a_wrong_one() {
 #[test]
 fn reload_with_the_same_connection_keeps_the_index() {
     let api = Api::start(cluster());
-    let s = serve(&api);
+    let corefile = kubeadm(api.kubeconfig(), "").replace("    errors\n", "    errors\n    ready\n");
+    let s = TestServer::start(&corefile);
     assert_eq!(answers(&q(&s, "web.apps.svc.cluster.local.", RecordType::A)).len(), 1);
     let lists = api.lists();
     assert!(lists >= 3, "the first sync listed");
-    s.write_corefile(&kubeadm(api.kubeconfig(), "").replace("ttl 30", "ttl 10"));
+    assert_eq!(http_get(s.http(":8181"), "/ready").0, 200);
+    s.write_corefile(&corefile.replace("ttl 30", "ttl 10"));
     assert!(s.reload().unwrap(), "reloaded");
+    // Ready at once: the kept watches have synced already.
+    assert_eq!(http_get(s.http(":8181"), "/ready").0, 200, "/ready after the reload");
     assert_eq!(
         answers(&q(&s, "web.apps.svc.cluster.local.", RecordType::A)),
         ["web.apps.svc.cluster.local. 10 IN A 10.96.0.10"]
