@@ -77,8 +77,22 @@ fn namespace(name: &str) -> ClusterObject {
     Namespace { metadata: meta(None, name), ..Default::default() }.into()
 }
 
-/// A Service; `cluster_ip` "None" makes it headless.
 fn service(ns: &str, name: &str, cluster_ip: &str, ports: &[(&str, i32, &str)]) -> ClusterObject {
+    svc(ns, name, cluster_ip, ports).into()
+}
+
+fn slice(
+    ns: &str,
+    svc: &str,
+    name: &str,
+    endpoints: &[(&str, Option<&str>, Option<bool>)],
+    ports: &[(&str, i32, &str)],
+) -> ClusterObject {
+    eps(ns, svc, name, endpoints, ports).into()
+}
+
+/// A Service; `cluster_ip` "None" makes it headless.
+fn svc(ns: &str, name: &str, cluster_ip: &str, ports: &[(&str, i32, &str)]) -> Service {
     let ports = ports
         .iter()
         .map(|(n, p, proto)| ServicePort {
@@ -95,7 +109,7 @@ fn service(ns: &str, name: &str, cluster_ip: &str, ports: &[(&str, i32, &str)]) 
         ports: Some(ports),
         ..Default::default()
     };
-    Service { metadata: meta(Some(ns), name), spec: Some(spec), ..Default::default() }.into()
+    Service { metadata: meta(Some(ns), name), spec: Some(spec), ..Default::default() }
 }
 
 fn external(ns: &str, name: &str, target: &str) -> ClusterObject {
@@ -105,13 +119,13 @@ fn external(ns: &str, name: &str, target: &str) -> ClusterObject {
 }
 
 /// An EndpointSlice of service `svc`: (address, hostname, ready) per endpoint.
-fn slice(
+fn eps(
     ns: &str,
     svc: &str,
     name: &str,
     endpoints: &[(&str, Option<&str>, Option<bool>)],
     ports: &[(&str, i32, &str)],
-) -> ClusterObject {
+) -> EndpointSlice {
     let mut m = meta(Some(ns), name);
     m.labels = Some(BTreeMap::from([("kubernetes.io/service-name".to_string(), svc.to_string())]));
     let v6 = endpoints.first().is_some_and(|(ip, _, _)| ip.contains(':'));
@@ -141,7 +155,6 @@ fn slice(
                 .collect(),
         ),
     }
-    .into()
 }
 
 /// The cluster most tests serve: namespaces `apps` and `other`, a ClusterIP service with two
@@ -799,4 +812,109 @@ fn a_large_headless_service_with_slices_rewritten_never_answers_nxdomain() {
     // The last round's addresses are all there.
     let m = query_tcp(s.addr(), "big.apps.svc.cluster.local.", RecordType::A);
     assert_eq!(m.answers.len(), SLICES * PER_SLICE);
+}
+
+/// Sets `labels` on an object, and a targetRef pod name on every endpoint of a slice when `pod`
+/// is given.
+fn relabel(o: impl serde::Serialize, labels: &[(&str, &str)], pod: Option<&str>) -> ClusterObject {
+    let mut v = serde_json::to_value(&o).unwrap();
+    let meta = v["metadata"].as_object_mut().unwrap();
+    let mut all = meta.get("labels").cloned().unwrap_or_else(|| serde_json::json!({}));
+    for (k, val) in labels {
+        all[*k] = serde_json::json!(val);
+    }
+    meta.insert("labels".into(), all);
+    if let Some(pod) = pod {
+        for ep in v["endpoints"].as_array_mut().unwrap() {
+            ep["targetRef"] = serde_json::json!({"kind": "Pod", "name": pod});
+        }
+    }
+    ClusterObject::from_json(v).unwrap()
+}
+
+fn labelled_namespace(name: &str, labels: &[(&str, &str)]) -> ClusterObject {
+    relabel(Namespace { metadata: meta(None, name), ..Default::default() }, labels, None)
+}
+
+#[test]
+fn filters_and_naming_options_namespace_labels_labels_endpoint_pod_names_ignore_empty_service() {
+    let yes = [("app", "yes")];
+    let objects = vec![
+        labelled_namespace("apps", &[("team", "a")]),
+        labelled_namespace("hidden", &[("team", "b")]),
+        relabel(svc("apps", "lab", "10.96.0.30", &[("http", 80, "TCP")]), &yes, None),
+        relabel(eps("apps", "lab", "lab-1", &[("10.1.5.1", None, Some(true))], &[]), &yes, None),
+        relabel(svc("apps", "idle", "10.96.0.31", &[("http", 80, "TCP")]), &yes, None),
+        service("apps", "unlabelled", "10.96.0.32", &[("http", 80, "TCP")]),
+        relabel(svc("hidden", "lab", "10.96.0.33", &[("http", 80, "TCP")]), &yes, None),
+        relabel(svc("apps", "sts", "None", &[("pg", 5432, "TCP")]), &yes, None),
+        relabel(
+            eps("apps", "sts", "sts-1", &[("10.1.5.9", None, Some(true))], &[("pg", 5432, "TCP")]),
+            &yes,
+            Some("sts-abc"),
+        ),
+    ];
+    let api = Api::start(objects);
+    let kc = api.kubeconfig().display().to_string();
+    let s = TestServer::start(&format!(
+        "cluster.local:53 {{\n    kubernetes {{\n        kubeconfig {kc}\n        namespace_labels team=a\n        \
+         labels app=yes\n        endpoint_pod_names\n        ignore empty_service\n    }}\n}}\n"
+    ));
+    assert_eq!(
+        answers(&q(&s, "lab.apps.svc.cluster.local.", RecordType::A)),
+        ["lab.apps.svc.cluster.local. 5 IN A 10.96.0.30"]
+    );
+    assert_nxdomain(&q(&s, "unlabelled.apps.svc.cluster.local.", RecordType::A), "labels filter it out");
+    assert_nxdomain(&q(&s, "lab.hidden.svc.cluster.local.", RecordType::A), "namespace_labels filter it out");
+    assert_nxdomain(&q(&s, "hidden.svc.cluster.local.", RecordType::A), "a filtered-out namespace");
+    assert_nxdomain(&q(&s, "idle.apps.svc.cluster.local.", RecordType::A), "ignore empty_service");
+    let m = q(&s, "sts.apps.svc.cluster.local.", RecordType::SRV);
+    assert_eq!(answers(&m), ["sts.apps.svc.cluster.local. 5 IN SRV 0 100 5432 sts-abc.sts.apps.svc.cluster.local."]);
+    let m = q(&s, "sts-abc.sts.apps.svc.cluster.local.", RecordType::A);
+    assert_eq!(answers(&m), ["sts-abc.sts.apps.svc.cluster.local. 5 IN A 10.1.5.9"]);
+    drop(s);
+    // Without the options: the same cluster answers differently.
+    let s =
+        TestServer::start(&format!("cluster.local:53 {{\n    kubernetes {{\n        kubeconfig {kc}\n    }}\n}}\n"));
+    assert_eq!(answers(&q(&s, "unlabelled.apps.svc.cluster.local.", RecordType::A)).len(), 1);
+    assert_eq!(answers(&q(&s, "lab.hidden.svc.cluster.local.", RecordType::A)).len(), 1);
+    assert_eq!(answers(&q(&s, "idle.apps.svc.cluster.local.", RecordType::A)).len(), 1);
+    let m = q(&s, "10-1-5-9.sts.apps.svc.cluster.local.", RecordType::A);
+    assert_eq!(answers(&m), ["10-1-5-9.sts.apps.svc.cluster.local. 5 IN A 10.1.5.9"]);
+}
+
+#[test]
+fn noendpoints_dual_stack_cluster_ips_and_publish_not_ready_addresses() {
+    let mut dual = svc("apps", "dual", "10.96.0.40", &[("http", 80, "TCP")]);
+    dual.spec.as_mut().unwrap().cluster_ips = Some(vec!["10.96.0.40".into(), "fd00::40".into()]);
+    let mut publish = svc("apps", "pub", "None", &[("pg", 5432, "TCP")]);
+    publish.spec.as_mut().unwrap().publish_not_ready_addresses = Some(true);
+    let mut objects = cluster();
+    objects.push(dual.into());
+    objects.push(publish.into());
+    objects.push(slice("apps", "pub", "pub-1", &[("10.1.6.1", None, Some(false))], &[("pg", 5432, "TCP")]));
+    let api = Api::start(objects);
+    let s = serve(&api);
+    assert_eq!(
+        answers(&q(&s, "dual.apps.svc.cluster.local.", RecordType::A)),
+        ["dual.apps.svc.cluster.local. 30 IN A 10.96.0.40"]
+    );
+    assert_eq!(
+        answers(&q(&s, "dual.apps.svc.cluster.local.", RecordType::AAAA)),
+        ["dual.apps.svc.cluster.local. 30 IN AAAA fd00::40"]
+    );
+    assert_eq!(
+        answers(&q(&s, "pub.apps.svc.cluster.local.", RecordType::A)),
+        ["pub.apps.svc.cluster.local. 30 IN A 10.1.6.1"]
+    );
+    drop(s);
+    let slice_requests = || api.api.requests().iter().filter(|r| r.path.contains("endpointslices")).count();
+    let before = slice_requests();
+    let kc = api.kubeconfig().display().to_string();
+    let s = TestServer::start(&format!(
+        "cluster.local:53 {{\n    kubernetes {{\n        kubeconfig {kc}\n        noendpoints\n    }}\n}}\n"
+    ));
+    assert_eq!(answers(&q(&s, "web.apps.svc.cluster.local.", RecordType::A)).len(), 1);
+    assert_nxdomain(&q(&s, "db.apps.svc.cluster.local.", RecordType::A), "noendpoints: no headless answers");
+    assert_eq!(slice_requests(), before, "noendpoints: EndpointSlices are not watched");
 }
