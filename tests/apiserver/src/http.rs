@@ -101,7 +101,7 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    if presented == Some(shared.token.as_str()) { Ok(()) } else { Err(ApiError::unauthorized()) }
+    if presented == Some(shared.token.read().as_str()) { Ok(()) } else { Err(ApiError::unauthorized()) }
 }
 
 /// Whether the client takes plain JSON, the only representation served.

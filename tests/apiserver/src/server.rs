@@ -199,8 +199,8 @@ impl Drop for OpenWatch<'_> {
 /// What request handlers share.
 pub(crate) struct Shared {
     pub store: RwLock<Store>,
-    /// The bearer token every request must present.
-    pub token: String,
+    /// The bearer token every request must present ([`TestApiServer::set_token`] rotates it).
+    pub token: RwLock<String>,
     pub bookmark_interval: Duration,
     /// Where clients reach the server, for discovery's serverAddressByClientCIDRs.
     pub address: SocketAddr,
@@ -328,10 +328,10 @@ impl Builder {
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
             store: RwLock::new(Store::new(self.history_limit)),
-            token: match self.token {
+            token: RwLock::new(match self.token {
                 Some(token) => token,
                 None => random_token()?,
-            },
+            }),
             bookmark_interval: self.bookmark_interval,
             address,
             faults: Faults::new(),
@@ -367,7 +367,7 @@ impl Builder {
                 (dir.path().join("kubeconfig"), Some(dir))
             }
         };
-        std::fs::write(&kubeconfig_path, kubeconfig::render(&url, ca_pem.as_deref(), &shared.token))?;
+        std::fs::write(&kubeconfig_path, kubeconfig::render(&url, ca_pem.as_deref(), &shared.token.read()))?;
 
         let acceptor = tls.map(|t| TlsAcceptor::from(t.config));
         let mut task = tokio::spawn(accept_loop(listener, acceptor, shared.clone()));
@@ -552,8 +552,14 @@ impl TestApiServer {
     }
 
     /// The bearer token clients must present.
-    pub fn token(&self) -> &str {
-        &self.shared.token
+    pub fn token(&self) -> String {
+        self.shared.token.read().clone()
+    }
+
+    /// Replaces the bearer token, as a rotation that revokes the old one: from now on only
+    /// `token` is accepted (open watches go on). The kubeconfig written at start keeps the old one.
+    pub fn set_token(&self, token: impl Into<String>) {
+        *self.shared.token.write() = token.into();
     }
 
     /// The CA certificate (PEM) that signed its serving certificate; `None` over plain HTTP.

@@ -375,6 +375,11 @@ async fn wrong_or_missing_token_gets_401() {
             "{error:?}"
         );
     }
+    // A rotation revokes the old token.
+    let services = Api::<Service>::all(api.kube_client().await.unwrap());
+    api.set_token("rotated");
+    assert_eq!(api.token(), "rotated");
+    assert!(matches!(services.list(&ListParams::default()).await, Err(kube::Error::Api(s)) if s.code == 401));
 }
 
 #[tokio::test]
