@@ -918,3 +918,36 @@ fn noendpoints_dual_stack_cluster_ips_and_publish_not_ready_addresses() {
     assert_nxdomain(&q(&s, "db.apps.svc.cluster.local.", RecordType::A), "noendpoints: no headless answers");
     assert_eq!(slice_requests(), before, "noendpoints: EndpointSlices are not watched");
 }
+
+/// The service account's token rotates: the kubelet writes a new one to the file and the old one
+/// is revoked. The plugin re-reads the file (kube-rs does at least once a minute), so the
+/// watches recover without a restart; cached answers keep coming meanwhile. Slow by nature
+/// (about a minute): the re-read interval is kube-rs's.
+#[test]
+fn a_rotated_token_file_is_read_again() {
+    let api = Api::start_with(cluster(), |b| b.token("first"));
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "first").unwrap();
+    let kc = kubeconfig_with_token(&api, dir.path(), &format!("tokenFile: {}", token.display()));
+    let s = TestServer::start(&kubeadm(&kc, ""));
+    assert_eq!(answers(&q(&s, "web.apps.svc.cluster.local.", RecordType::A)).len(), 1);
+
+    std::fs::write(&token, "second").unwrap();
+    api.api.set_token("second");
+    api.api.break_watches();
+    api.apply(service("apps", "rotated", "10.96.0.88", &[("http", 80, "TCP")]));
+    let start = Instant::now();
+    let mut refused = false;
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(100), "the new token was never used");
+        let m = q(&s, "web.apps.svc.cluster.local.", RecordType::A);
+        assert_eq!(m.answers.len(), 1, "cached answers keep coming");
+        refused |= api.api.requests().iter().any(|r| r.status == 401);
+        if q(&s, "rotated.apps.svc.cluster.local.", RecordType::A).response_code == ResponseCode::NoError {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(refused, "the old token was refused before the file was read again");
+}
