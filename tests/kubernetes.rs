@@ -951,3 +951,45 @@ fn a_rotated_token_file_is_read_again() {
     }
     assert!(refused, "the old token was refused before the file was read again");
 }
+
+/// `-validate` checks the kubernetes block without contacting anything (no API server, no
+/// service account, a kubeconfig that does not exist), and names every error's position.
+#[test]
+fn validate_checks_the_block_without_contacting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeadm = ".:53 {\n    errors\n    health {\n        lameduck 5s\n    }\n    ready\n    \
+                   kubernetes cluster.local in-addr.arpa ip6.arpa {\n        pods insecure\n        \
+                   fallthrough in-addr.arpa ip6.arpa\n        ttl 30\n    }\n    prometheus :9153\n    \
+                   reload\n    loadbalance\n}\nother.local {\n    kubernetes {\n        kubeconfig /nonexistent/kubeconfig\n    }\n}\n";
+    std::fs::write(dir.path().join("Corefile"), kubeadm).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&["-validate"]), (Some(0), "Corefile: valid, 2 server block(s)\n".into(), String::new()));
+
+    let broken = "a.local {\n    kubernetes {\n        upstream 10.0.0.1\n    }\n}\nb.local {\n    kubernetes {\n        \
+                  resyncperiod 30s\n    }\n}\nc.local {\n    kubernetes {\n        multicluster clusterset.local\n    }\n}\n\
+                  d.local {\n    kubernetes {\n        zonal\n    }\n}\ne.local {\n    kubernetes {\n        ttl 3601\n    }\n}\n";
+    std::fs::write(dir.path().join("broken"), broken).unwrap();
+    let (code, out, err) = run(&["-validate", "-conf", "broken"]);
+    assert_eq!((code, out.as_str()), (Some(1), ""));
+    assert_eq!(
+        err,
+        "broken:3:9: kubernetes: 'upstream' was removed in CoreDNS 1.7.0; remove it\n\
+         broken:8:9: kubernetes: 'resyncperiod' was removed in CoreDNS 1.7.0; remove it\n\
+         broken:13:9: kubernetes: 'multicluster' is not supported by clusterdns yet\n\
+         broken:18:9: kubernetes: 'zonal' is not supported by clusterdns yet\n\
+         broken:23:13: kubernetes: ttl must be in range [0, 3600]: 3601\n"
+    );
+}
