@@ -993,3 +993,37 @@ fn validate_checks_the_block_without_contacting_anything() {
          broken:23:13: kubernetes: ttl must be in range [0, 3600]: 3601\n"
     );
 }
+
+/// The value of the series `name{labels}` (labels as written in the exposition), if present.
+fn metric(s: &TestServer, series: &str) -> Option<f64> {
+    s.metrics().lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// What a dashboard sees: objects per kind, API requests by code, and, in an outage, failed
+/// requests counted and the silence growing.
+#[test]
+fn metrics_show_the_index_and_an_outage() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    assert_eq!(metric(&s, "coredns_kubernetes_objects{kind=\"services\"}"), Some(5.0), "{}", s.metrics());
+    assert_eq!(metric(&s, "coredns_kubernetes_objects{kind=\"endpointslices\"}"), Some(4.0));
+    assert_eq!(metric(&s, "coredns_kubernetes_objects{kind=\"namespaces\"}"), Some(3.0));
+    let host = api.api.url().trim_start_matches("https://").trim_end_matches('/').to_string();
+    let ok = format!("coredns_kubernetes_rest_client_requests_total{{code=\"200\",host=\"{host}\",method=\"GET\"}}");
+    assert!(metric(&s, &ok).is_some_and(|n| n >= 3.0), "{}", s.metrics());
+    let restarts =
+        |s: &TestServer| metric(s, "coredns_kubernetes_watch_restarts_total{kind=\"services\"}").unwrap_or(0.0);
+    let before = restarts(&s);
+
+    api.api.pause(PauseMode::Unavailable);
+    api.api.break_watches();
+    let counted = eventually(Duration::from_secs(5), || (restarts(&s) > before).then_some(()));
+    assert!(counted.is_some(), "failed requests are counted:\n{}", s.metrics());
+    // Within about two seconds: the gauge is updated every second, and a 503 is no news.
+    let silence = eventually(Duration::from_millis(2500), || {
+        metric(&s, "coredns_kubernetes_seconds_since_last_event{kind=\"services\"}").filter(|&t| t >= 1.0)
+    });
+    assert!(silence.is_some(), "the silence grows:\n{}", s.metrics());
+    assert!(s.metrics().contains("coredns_kubernetes_rest_client_requests_total{code=\"503\""), "{}", s.metrics());
+    api.api.resume();
+}

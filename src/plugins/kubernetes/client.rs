@@ -226,11 +226,12 @@ where
             };
             m.requests.with(&[&code, &verb, &api.host]).inc();
             let resp = result?;
-            if resp.status().is_success() {
-                api.hear(kind);
-                if let Some(k) = kind {
-                    api.ok[k.slot()].fetch_add(1, Ordering::Relaxed);
-                }
+            // Only a success is news from the API server: the body of a 503 is not, or an
+            // outage would never look silent while the watches retry.
+            let kind = kind.filter(|_| resp.status().is_success());
+            if let Some(k) = kind {
+                api.hear(Some(k));
+                api.ok[k.slot()].fetch_add(1, Ordering::Relaxed);
             }
             Ok(resp.map(|inner| Tracked { inner, kind, api }))
         })
