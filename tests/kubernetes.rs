@@ -630,6 +630,18 @@ fn an_outage_serves_the_last_index_and_catches_up() {
         (q(&s, "during.apps.svc.cluster.local.", RecordType::A).response_code == ResponseCode::NoError).then_some(())
     });
     assert!(got.is_some(), "the service created during the outage is answered");
+
+    // A server that holds every request unanswered: the same.
+    api.api.pause(PauseMode::Hold);
+    api.api.drop_watches();
+    api.apply(service("apps", "held", "10.96.0.56", &[("http", 80, "TCP")]));
+    for _ in 0..10 {
+        let m = q(&s, "during.apps.svc.cluster.local.", RecordType::A);
+        assert_eq!(answers(&m), ["during.apps.svc.cluster.local. 30 IN A 10.96.0.55"], "while held");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    api.api.resume();
+    until_rcode(&s, "held.apps.svc.cluster.local.", RecordType::A, ResponseCode::NoError);
 }
 
 fn kubeconfig_with_token(api: &Api, dir: &Path, token_line: &str) -> PathBuf {
@@ -1026,4 +1038,45 @@ fn metrics_show_the_index_and_an_outage() {
     assert!(silence.is_some(), "the silence grows:\n{}", s.metrics());
     assert!(s.metrics().contains("coredns_kubernetes_rest_client_requests_total{code=\"503\""), "{}", s.metrics());
     api.api.resume();
+}
+
+/// `coredns_kubernetes_dns_programming_duration_seconds`: an EndpointSlice change carrying
+/// kube-controller-manager's trigger time is measured, for headless services without a selector
+/// too (CoreDNS skips those).
+#[test]
+fn programming_duration_is_measured_for_every_service_kind() {
+    let api = Api::start(cluster());
+    let s = serve(&api);
+    let count = |kind: &str| {
+        metric(&s, &format!("coredns_kubernetes_dns_programming_duration_seconds_count{{service_kind=\"{kind}\"}}"))
+            .unwrap_or(0.0)
+    };
+    // Two seconds ago, whole seconds as the annotation has them.
+    let at = std::time::SystemTime::now() - Duration::from_secs(2);
+    let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let stamp = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60);
+    for (svc, slice_name, ip) in [("db", "db-1", "10.1.1.5"), ("web", "web-abc", "10.1.0.5")] {
+        let mut e = eps("apps", svc, slice_name, &[(ip, None, Some(true))], &[("pg", 5432, "TCP")]);
+        e.metadata.annotations =
+            Some(BTreeMap::from([("endpoints.kubernetes.io/last-change-trigger-time".to_string(), stamp.clone())]));
+        api.apply(e);
+    }
+    let seen = eventually(Duration::from_secs(5), || {
+        (count("headless_without_selector") >= 1.0 && count("cluster_ip") >= 1.0).then_some(())
+    });
+    assert!(seen.is_some(), "{stamp}:\n{}", s.metrics());
+    let sum =
+        metric(&s, "coredns_kubernetes_dns_programming_duration_seconds_sum{service_kind=\"cluster_ip\"}").unwrap();
+    assert!((1.0..60.0).contains(&sum), "about two seconds: {sum}");
 }
