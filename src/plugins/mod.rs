@@ -12,6 +12,7 @@ pub mod errors;
 pub mod forward;
 pub mod health;
 pub mod hosts;
+pub mod kubernetes;
 pub mod loadbalance;
 pub mod log;
 pub mod r#loop;
@@ -36,6 +37,7 @@ pub static ORDER: &[PluginEntry] = &[
     PluginEntry { name: "log", parse: log::parse },
     PluginEntry { name: "loadbalance", parse: loadbalance::parse },
     PluginEntry { name: "hosts", parse: hosts::parse },
+    PluginEntry { name: "kubernetes", parse: kubernetes::parse },
     PluginEntry { name: "loop", parse: r#loop::parse },
     PluginEntry { name: "forward", parse: forward::parse },
     PluginEntry { name: "whoami", parse: whoami::parse },

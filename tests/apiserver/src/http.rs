@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::Kind;
 use crate::body::{ApiBody, ListBody};
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
-use crate::server::Shared;
+use crate::server::{Shared, StreamingLists};
 use crate::status::ApiError;
 use crate::store::{ListQuery, Scope};
 use crate::watch::{self, Start, WatchSpec};
@@ -101,7 +101,7 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    if presented == Some(shared.token.as_str()) { Ok(()) } else { Err(ApiError::unauthorized()) }
+    if presented == Some(shared.token.read().as_str()) { Ok(()) } else { Err(ApiError::unauthorized()) }
 }
 
 /// Whether the client takes plain JSON, the only representation served.
@@ -454,6 +454,24 @@ async fn start_watch(
         return Err(ApiError::bad_request("limit and continue do not apply to a watch"));
     }
     let rv = o.resource_version.as_deref().filter(|rv| *rv != "0").map(parse_rv).transpose()?;
+    let mut o = o;
+    if o.send_initial_events == Some(true) {
+        match shared.faults.streaming() {
+            StreamingLists::Serve => {}
+            StreamingLists::Reject => {
+                // What a server without the WatchList feature says: it knows resourceVersionMatch
+                // only for lists.
+                return Err(ApiError::invalid_list_options(
+                    "resourceVersionMatch",
+                    "Forbidden: resourceVersionMatch is forbidden for watch",
+                ));
+            }
+            StreamingLists::Ignore => {
+                o.send_initial_events = None;
+                o.resource_version_match = None;
+            }
+        }
+    }
     let start = match o.send_initial_events {
         Some(true) => {
             if !o.allow_watch_bookmarks {

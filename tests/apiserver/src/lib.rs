@@ -22,6 +22,7 @@
 //! ```
 
 mod body;
+mod control;
 mod http;
 mod kind;
 mod kubeconfig;
@@ -38,4 +39,4 @@ pub use kind::{Kind, KindInfo};
 pub use kubeconfig::CONTEXT as KUBECONFIG_CONTEXT;
 pub use load::{LoadError, LoadSummary};
 pub use object::{ClusterObject, ObjectError};
-pub use server::{Builder, Error, ObjectRef, PauseMode, RequestRecord, TestApiServer};
+pub use server::{Builder, Error, ObjectRef, PauseMode, RequestRecord, StreamingLists, TestApiServer};

@@ -63,6 +63,33 @@ pub(crate) fn load_file(shared: &Shared, path: &Path) -> Result<LoadSummary, Loa
     })
 }
 
+/// Decodes every object of `bytes` (either shape) without applying them, for the control
+/// endpoint's small bodies.
+pub(crate) fn decode_bytes(bytes: &[u8]) -> Result<Vec<(String, ClusterObject)>, LoadError> {
+    let format = |e| LoadError::Format("body".into(), e);
+    let top: BTreeMap<String, &RawValue> = serde_json::from_slice(bytes).map_err(format)?;
+    let mut objects = Vec::new();
+    if let Some(items) = top.get("items") {
+        let items: Vec<serde_json::Value> = serde_json::from_str(items.get()).map_err(format)?;
+        for (index, value) in items.into_iter().enumerate() {
+            let refuse = |source| LoadError::Object { kind: "List item".into(), index, source };
+            let object = ClusterObject::from_json(value).map_err(refuse)?;
+            objects.push((object.key().map_err(refuse)?, object));
+        }
+        return Ok(objects);
+    }
+    for (name, raws) in &top {
+        let kind = Kind::from_kind_name(name).ok_or_else(|| LoadError::Object {
+            kind: name.clone(),
+            index: 0,
+            source: ObjectError::UnknownKind(name.clone()),
+        })?;
+        let raws: Vec<&RawValue> = serde_json::from_str(raws.get()).map_err(format)?;
+        objects.extend(decode_parallel(kind, &raws, 0)?);
+    }
+    Ok(objects)
+}
+
 pub(crate) fn load_bytes(shared: &Shared, bytes: &[u8]) -> Result<LoadSummary, LoadError> {
     let format = |e| LoadError::Format("objects".into(), e);
     // Split into objects without decoding them: they are decoded, in parallel, batch by batch.

@@ -38,6 +38,10 @@ struct Args {
     /// Seconds between BOOKMARK events on watches that allow them.
     #[arg(long, default_value_t = 60)]
     bookmark_interval: u64,
+    /// Serve the control endpoint (faults and object changes from another process, plain HTTP)
+    /// on 127.0.0.1 at this port (0 picks a free one). Off by default.
+    #[arg(long, value_name = "PORT")]
+    control_port: Option<u16>,
 }
 
 #[tokio::main]
@@ -65,6 +69,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(token) = args.token {
         builder = builder.token(token);
     }
+    if let Some(port) = args.control_port {
+        builder = builder.control(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
     // The objects are loaded before the kubeconfig is written: a client that starts as soon as
     // the kubeconfig appears must find the whole cluster, not an empty one.
     for file in &args.objects {
@@ -81,6 +88,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed(),
         api.kubeconfig_path().display()
     );
+    if let Some(control) = api.control_addr() {
+        eprintln!("clusterdns-apiserver: control endpoint on http://{control}");
+    }
     shutdown_signal().await?;
     eprintln!("clusterdns-apiserver: stopping");
     Ok(())

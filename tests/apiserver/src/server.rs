@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -23,7 +23,7 @@ use crate::load::{self, LoadError, LoadSummary};
 use crate::object::{ClusterObject, ObjectError};
 use crate::status::ApiError;
 use crate::store::Store;
-use crate::{Kind, http, kubeconfig, tls};
+use crate::{Kind, control, http, kubeconfig, tls};
 
 /// Why the server could not start or a client could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,18 @@ pub enum PauseMode {
     Unavailable,
 }
 
+/// How the server treats streaming lists (`sendInitialEvents=true`, KEP-3157).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamingLists {
+    /// As kube-apiserver with the WatchList feature: the state, then a bookmark marking its end.
+    Serve,
+    /// As a server without it: 422 Invalid, because `resourceVersionMatch` is forbidden on a watch.
+    Reject,
+    /// As an API proxy or aggregated server that drops the parameters it does not know: a plain
+    /// watch, whose initial ADDED events are never followed by the end bookmark.
+    Ignore,
+}
+
 /// A request the server answered, for tests to look back at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestRecord {
@@ -83,6 +95,8 @@ pub(crate) struct Cut {
 /// The faults in force.
 pub(crate) struct Faults {
     latency_micros: AtomicU64,
+    /// A [`StreamingLists`] as a number.
+    streaming: AtomicU8,
     pause: watch::Sender<Option<PauseMode>>,
     cuts: watch::Sender<Cut>,
     open_watches: watch::Sender<usize>,
@@ -93,6 +107,7 @@ impl Faults {
     fn new() -> Self {
         Faults {
             latency_micros: AtomicU64::new(0),
+            streaming: AtomicU8::new(0),
             pause: watch::Sender::new(None),
             cuts: watch::Sender::new(Cut::default()),
             open_watches: watch::Sender::new(0),
@@ -122,6 +137,37 @@ impl Faults {
         Ok(())
     }
 
+    /// How streaming lists are treated now.
+    pub(crate) fn streaming(&self) -> StreamingLists {
+        match self.streaming.load(Ordering::Relaxed) {
+            1 => StreamingLists::Reject,
+            2 => StreamingLists::Ignore,
+            _ => StreamingLists::Serve,
+        }
+    }
+
+    pub(crate) fn set_streaming(&self, mode: StreamingLists) {
+        let n = match mode {
+            StreamingLists::Serve => 0,
+            StreamingLists::Reject => 1,
+            StreamingLists::Ignore => 2,
+        };
+        self.streaming.store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_pause(&self, mode: Option<PauseMode>) {
+        self.pause.send_replace(mode);
+    }
+
+    pub(crate) fn set_latency(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_micros.store(micros, Ordering::Relaxed);
+    }
+
+    pub(crate) fn open_watches(&self) -> usize {
+        *self.open_watches.borrow()
+    }
+
     pub(crate) fn subscribe_cuts(&self) -> watch::Receiver<Cut> {
         self.cuts.subscribe()
     }
@@ -137,7 +183,7 @@ impl Faults {
         self.bookmarks.send_modify(|n| *n += 1);
     }
 
-    fn cut(&self, abort: bool) {
+    pub(crate) fn cut(&self, abort: bool) {
         self.cuts.send_modify(|c| *c = Cut { generation: c.generation + 1, abort });
     }
 }
@@ -153,8 +199,8 @@ impl Drop for OpenWatch<'_> {
 /// What request handlers share.
 pub(crate) struct Shared {
     pub store: RwLock<Store>,
-    /// The bearer token every request must present.
-    pub token: String,
+    /// The bearer token every request must present ([`TestApiServer::set_token`] rotates it).
+    pub token: RwLock<String>,
     pub bookmark_interval: Duration,
     /// Where clients reach the server, for discovery's serverAddressByClientCIDRs.
     pub address: SocketAddr,
@@ -187,6 +233,7 @@ pub struct Builder {
     kubeconfig_path: Option<PathBuf>,
     objects: Vec<ClusterObject>,
     files: Vec<PathBuf>,
+    control: Option<SocketAddr>,
 }
 
 impl Default for Builder {
@@ -200,6 +247,7 @@ impl Default for Builder {
             kubeconfig_path: None,
             objects: Vec::new(),
             files: Vec::new(),
+            control: None,
         }
     }
 }
@@ -254,6 +302,13 @@ impl Builder {
         self
     }
 
+    /// Also serves the control endpoint (plain HTTP, see the README) on `addr`, so another
+    /// process can inject faults and change objects; port 0 picks a free one.
+    pub fn control(mut self, addr: SocketAddr) -> Self {
+        self.control = Some(addr);
+        self
+    }
+
     /// An object to start with.
     pub fn object(mut self, object: impl Into<ClusterObject>) -> Self {
         self.objects.push(object.into());
@@ -273,10 +328,10 @@ impl Builder {
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
             store: RwLock::new(Store::new(self.history_limit)),
-            token: match self.token {
+            token: RwLock::new(match self.token {
                 Some(token) => token,
                 None => random_token()?,
-            },
+            }),
             bookmark_interval: self.bookmark_interval,
             address,
             faults: Faults::new(),
@@ -312,12 +367,28 @@ impl Builder {
                 (dir.path().join("kubeconfig"), Some(dir))
             }
         };
-        std::fs::write(&kubeconfig_path, kubeconfig::render(&url, ca_pem.as_deref(), &shared.token))?;
+        std::fs::write(&kubeconfig_path, kubeconfig::render(&url, ca_pem.as_deref(), &shared.token.read()))?;
 
         let acceptor = tls.map(|t| TlsAcceptor::from(t.config));
-        let task = tokio::spawn(accept_loop(listener, acceptor, shared.clone()));
+        let mut task = tokio::spawn(accept_loop(listener, acceptor, shared.clone()));
+        let control = match self.control {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await?;
+                let bound = listener.local_addr()?;
+                let api = task;
+                let control = tokio::spawn(control::serve(listener, shared.clone()));
+                task = tokio::spawn(async move {
+                    // Both end when the server is dropped: aborting this drops both handles' tasks.
+                    let _control = AbortOnDrop(control);
+                    let _api = AbortOnDrop(api);
+                    std::future::pending::<()>().await;
+                });
+                Some(bound)
+            }
+            None => None,
+        };
         tracing::info!(%url, kubeconfig = %kubeconfig_path.display(), "test API server started");
-        Ok(TestApiServer { shared, address, url, ca_pem, kubeconfig_path, _tempdir: tempdir, task })
+        Ok(TestApiServer { shared, address, url, ca_pem, kubeconfig_path, _tempdir: tempdir, task, control })
     }
 }
 
@@ -407,6 +478,16 @@ pub struct TestApiServer {
     kubeconfig_path: PathBuf,
     _tempdir: Option<tempfile::TempDir>,
     task: JoinHandle<()>,
+    control: Option<SocketAddr>,
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Drop for TestApiServer {
@@ -441,7 +522,7 @@ impl ObjectRef {
         ObjectRef { kind, namespace: namespace.into().map(String::from), name: name.into() }
     }
 
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         match &self.namespace {
             Some(ns) if self.kind.info().namespaced => format!("{ns}/{}", self.name),
             _ => self.name.clone(),
@@ -471,8 +552,14 @@ impl TestApiServer {
     }
 
     /// The bearer token clients must present.
-    pub fn token(&self) -> &str {
-        &self.shared.token
+    pub fn token(&self) -> String {
+        self.shared.token.read().clone()
+    }
+
+    /// Replaces the bearer token, as a rotation that revokes the old one: from now on only
+    /// `token` is accepted (open watches go on). The kubeconfig written at start keeps the old one.
+    pub fn set_token(&self, token: impl Into<String>) {
+        *self.shared.token.write() = token.into();
     }
 
     /// The CA certificate (PEM) that signed its serving certificate; `None` over plain HTTP.
@@ -566,23 +653,32 @@ impl TestApiServer {
     /// Holds every new request, or answers it 503, until [`resume`](Self::resume). Open watch
     /// streams go on; [`drop_watches`](Self::drop_watches) ends them.
     pub fn pause(&self, mode: PauseMode) {
-        self.shared.faults.pause.send_replace(Some(mode));
+        self.shared.faults.set_pause(Some(mode));
     }
 
     /// Ends a pause; held requests proceed.
     pub fn resume(&self) {
-        self.shared.faults.pause.send_replace(None);
+        self.shared.faults.set_pause(None);
     }
 
     /// Delays every request by `latency` before it is handled (zero to stop).
     pub fn set_latency(&self, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.shared.faults.latency_micros.store(micros, Ordering::Relaxed);
+        self.shared.faults.set_latency(latency);
+    }
+
+    /// Serves, rejects or ignores streaming lists from now on (see [`StreamingLists`]).
+    pub fn set_streaming_lists(&self, mode: StreamingLists) {
+        self.shared.faults.set_streaming(mode);
+    }
+
+    /// The control endpoint's address, when the builder asked for one.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control
     }
 
     /// How many watch streams are open.
     pub fn open_watches(&self) -> usize {
-        *self.shared.faults.open_watches.borrow()
+        self.shared.faults.open_watches()
     }
 
     /// Waits until `condition` holds for the number of open watches; false on timeout.

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use clusterdns_test_apiserver::{Kind, PauseMode, RequestRecord, TestApiServer};
+use clusterdns_test_apiserver::{Kind, PauseMode, RequestRecord, StreamingLists, TestApiServer};
 use common::*;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
@@ -290,6 +290,67 @@ async fn streaming_list_watcher_needs_no_list() {
     until("a change after the initial events", &mut events, applied("streamed")).await;
 }
 
+/// A server without the WatchList feature: the streaming list is refused with 422, as a
+/// kube-apiserver that knows `resourceVersionMatch` only for lists refuses it, and kube's
+/// watcher, which does not fall back by itself, gets the error on every retry.
+#[tokio::test]
+async fn streaming_lists_can_be_rejected_as_old_servers_do() {
+    let api = TestApiServer::builder().token("t").start().await.unwrap();
+    api.set_streaming_lists(StreamingLists::Reject);
+    api.apply_batch(services(3)).unwrap();
+    let (_, _, mut events) = start_with(&api, watcher::Config::default().streaming_lists()).await;
+    for _ in 0..2 {
+        let e = within("an error", events.next()).await.unwrap();
+        match e {
+            Err(watcher::Error::WatchStartFailed(kube::Error::Api(s))) => {
+                assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{s:?}");
+                assert!(s.message.contains("resourceVersionMatch is forbidden for watch"), "{s:?}");
+            }
+            other => panic!("expected a 422, got {other:?}"),
+        }
+    }
+    // Paginated lists still work.
+    let (_, reader, mut events) = start(&api).await;
+    until("InitDone", &mut events, is_init_done).await;
+    assert_eq!(reader.state().len(), 3);
+}
+
+/// An API proxy that drops the parameters it does not know: the watch sends the state as ADDED
+/// events and then follows changes, but never the bookmark that ends the initial events, so
+/// kube's watcher never reaches InitDone.
+#[tokio::test]
+async fn streaming_lists_can_be_ignored_as_proxies_do() {
+    let api = TestApiServer::builder().token("t").bookmark_interval(Duration::from_millis(100)).start().await.unwrap();
+    api.set_streaming_lists(StreamingLists::Ignore);
+    api.apply_batch(services(3)).unwrap();
+    let (_, reader, mut events) = start_with(&api, watcher::Config::default().streaming_lists()).await;
+    let seen = until("three objects", &mut events, {
+        let mut n = 0;
+        move |e| {
+            n += matches!(e, Ok(Event::InitApply(_))) as usize;
+            n == 3
+        }
+    })
+    .await;
+    assert!(!seen.iter().any(is_init_done));
+    // Bookmarks come (not the one that ends the initial events), changes come, InitDone never.
+    assert!(api.wait_for_bookmarks(|n| *n >= 2, WAIT).await);
+    api.apply(service("ns-0", "later", "10.0.0.9")).unwrap();
+    let more = until(
+        "the change",
+        &mut events,
+        |e| matches!(e, Ok(Event::InitApply(s)) if s.metadata.name.as_deref() == Some("later")),
+    )
+    .await;
+    assert!(!more.iter().any(is_init_done));
+    assert_eq!(reader.state().len(), 0, "a reflector waits for InitDone");
+    // Back to serving: a new watcher completes.
+    api.set_streaming_lists(StreamingLists::Serve);
+    let (_, reader, mut events) = start_with(&api, watcher::Config::default().streaming_lists()).await;
+    until("InitDone", &mut events, is_init_done).await;
+    assert_eq!(reader.state().len(), 4);
+}
+
 #[tokio::test]
 async fn wrong_or_missing_token_gets_401() {
     let api = TestApiServer::builder().token("right").start().await.unwrap();
@@ -314,6 +375,11 @@ async fn wrong_or_missing_token_gets_401() {
             "{error:?}"
         );
     }
+    // A rotation revokes the old token.
+    let services = Api::<Service>::all(api.kube_client().await.unwrap());
+    api.set_token("rotated");
+    assert_eq!(api.token(), "rotated");
+    assert!(matches!(services.list(&ListParams::default()).await, Err(kube::Error::Api(s)) if s.code == 401));
 }
 
 #[tokio::test]
