@@ -262,10 +262,10 @@ impl Inner {
     }
 
     /// Caches `resp`, the answer of the plugins after the cache to `req`, when it may be cached
-    /// (see [`entry::cacheable`]); `refreshing_stale` accepts only what may replace a stale
-    /// entry (NOERROR or NXDOMAIN, RFC 8767 4). Returns the
-    /// entry made of it, stored or not (a `disable`d zone, a zero lifetime), for a refresh to
-    /// serve; `None` for an answer that may not be cached, or that the refresh does not accept.
+    /// (see [`entry::cacheable`]) and its zone is not `disable`d; `refreshing_stale` accepts only
+    /// what may replace a stale entry (NOERROR or NXDOMAIN, RFC 8767 4). Returns the entry made
+    /// of it, stored or not (a zero lifetime), for a refresh to serve; `None` for an answer that
+    /// is not cached.
     ///
     /// The TTLs of a stored answer are all set to the entry's lifetime, so the client that missed
     /// gets the TTL the next ones will count down from, as in CoreDNS.
@@ -288,6 +288,14 @@ impl Inner {
         }
         let kind = t.kind()?;
         let c = &self.config;
+        let disabled = match kind {
+            Kind::Success => &c.disable_success,
+            Kind::Denial => &c.disable_denial,
+        };
+        if disabled.iter().any(|z| qname.is_subdomain_of(z)) {
+            // Passed on as the plugins after the cache made it, TTLs and all.
+            return None;
+        }
         let ttl = match t {
             Type::ServerError => c.servfail.as_secs() as u32,
             Type::NameError | Type::NoData => {
@@ -316,11 +324,7 @@ impl Inner {
             freq: Mutex::new(Freq { last: now, hits: 0 }),
             refresh: Mutex::new(RefreshState::default()),
         });
-        let disabled = match kind {
-            Kind::Success => &c.disable_success,
-            Kind::Denial => &c.disable_denial,
-        };
-        if ttl == 0 || disabled.iter().any(|z| qname.is_subdomain_of(z)) {
+        if ttl == 0 {
             return Some(e);
         }
         match (kind, e.failure) {
