@@ -1,6 +1,6 @@
 //! What the cache keeps of an answer, and the rules that decide whether and for how long.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{BoxFuture, Shared};
@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::metrics::Kind;
 use crate::dns::edns::code;
-use crate::dns::{Class, EdnsOptions, Name, RData, Rcode, Record, RecordType, Request, Response};
+use crate::dns::{Class, EdnsOptions, Name, RData, Rcode, Record, RecordType, Request, Response, WireAnswer};
 
 /// What an answer is, as CoreDNS's `response.Typify` sorts them (`cacheResponseType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,7 +191,7 @@ pub fn kept_options(options: &EdnsOptions) -> EdnsOptions {
 }
 
 /// The outcome of a refresh: the entry it made of a usable answer, or `None`.
-pub type Refreshed = Option<std::sync::Arc<Entry>>;
+pub type Refreshed = Option<Arc<Entry>>;
 
 /// A refresh in flight, which any number of queries may wait for.
 pub type Flight = Shared<BoxFuture<'static, Refreshed>>;
@@ -221,9 +221,16 @@ pub struct Entry {
     pub qclass: Class,
     pub dnssec_ok: bool,
     pub checking_disabled: bool,
-    /// The answer with every TTL set to [`ttl`](Self::ttl), kept options only, AD as the
-    /// plugins after the cache said (it is cleared per client when served).
-    pub response: Response,
+    /// The answer's header bits: AD as the plugins after the cache said (it is cleared per
+    /// client when served).
+    pub rcode: Rcode,
+    pub authoritative: bool,
+    pub recursion_available: bool,
+    pub authentic_data: bool,
+    /// The options kept ([`kept_options`]).
+    pub options: EdnsOptions,
+    /// The sections, encoded once, every TTL [`ttl`](Self::ttl): a hit copies them.
+    pub sections: Arc<WireAnswer>,
     pub kind: Kind,
     /// SERVFAIL or NOTIMP: transient, so it never hides a positive entry (coredns#7956).
     pub failure: bool,

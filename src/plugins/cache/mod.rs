@@ -22,31 +22,34 @@
 //!
 //! # Cost of a hit
 //!
-//! A hash of the question, one lookup in a moka cache (an `Arc` clone), a clock read, and a
-//! clone of the stored [`Response`]: one allocation per non-empty section (a one-record answer
-//! allocates once, as the hosts plugin's answer does), plus the box of this plugin's future that
-//! every hop pays. Measured in `benches/cache.rs`, against keeping wire bytes.
+//! A hash of the question, one lookup in a sharded map (a read lock and an `Arc` clone, see
+//! [`store`]), a clock read, and a [`Response`] that shares the entry's sections, encoded once
+//! ([`WireAnswer`]): the server copies them after the client's question and writes the TTL.
+//! Nothing is allocated beyond the box of this plugin's future that every hop pays; a plugin in
+//! front that reads answers (log, loadbalance) gets records, one allocation per non-empty
+//! section, as the hosts plugin's answer costs. Measured in `benches/cache.rs`.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use moka::notification::RemovalCause;
 use tokio::time::Instant;
 
-use crate::dns::{ExtendedError, Rcode, Request, Response};
+use crate::dns::{ExtendedError, Rcode, Request, Response, WireAnswer};
 use crate::plugin::{Next, OwnedNext, Plugin, ServeError};
 
 mod entry;
 mod metrics;
 mod setup;
+mod store;
 
+pub use metrics::Metrics;
 pub use setup::{Config, parse};
 
 use entry::{Entry, Flight, Freq, RefreshState, Refreshed, Type};
-use metrics::{Kind, Metrics};
+use metrics::Kind;
+use store::Store;
 
 pub const NAME: &str = "cache";
 
@@ -61,8 +64,8 @@ pub struct Cache {
 
 struct Inner {
     config: Config,
-    success: Store,
-    denial: Store,
+    success: Tier,
+    denial: Tier,
     metrics: Arc<Metrics>,
     /// Keys are 64-bit hashes of the question under a per-process random seed, so nobody can
     /// aim queries at each other's slots; an entry also keeps its question, so a collision is a
@@ -70,79 +73,42 @@ struct Inner {
     hasher: foldhash::fast::RandomState,
 }
 
-/// One kind of entry, in its own bounded moka cache.
-struct Store {
+/// One kind of entry, in its own bounded store, with its metrics.
+struct Tier {
     kind: Kind,
-    map: moka::sync::Cache<u64, Arc<Entry>, foldhash::fast::RandomState>,
-    /// Entries held, for `coredns_cache_entries`: one up per insert, one down per removal of any
-    /// cause (replacements included), kept beside moka's own count, which lags until moka's
-    /// housekeeping runs.
-    count: Arc<AtomicI64>,
+    store: Store,
     metrics: Arc<Metrics>,
 }
 
-/// moka keeps an entry for its TTL and the `serve_stale` window after it: past that no query can
-/// be served from it. Freshness itself is decided by the plugin, on tokio's clock.
-struct Lifetime {
-    stale: Duration,
-}
-
-impl moka::Expiry<u64, Arc<Entry>> for Lifetime {
-    fn expire_after_create(&self, _: &u64, e: &Arc<Entry>, _: std::time::Instant) -> Option<Duration> {
-        Some(Duration::from_secs(e.ttl as u64 + 1) + self.stale)
-    }
-
-    fn expire_after_update(
-        &self,
-        k: &u64,
-        e: &Arc<Entry>,
-        at: std::time::Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        self.expire_after_create(k, e, at)
-    }
-}
-
-impl Store {
-    fn new(kind: Kind, capacity: u64, stale: Duration, metrics: &Arc<Metrics>) -> Store {
-        let count = Arc::new(AtomicI64::new(0));
-        let (listener_metrics, listener_count) = (metrics.clone(), count.clone());
-        let map = moka::sync::Cache::builder()
-            .max_capacity(capacity)
-            .expire_after(Lifetime { stale })
-            .eviction_listener(move |_, e: Arc<Entry>, cause| {
-                let n = listener_count.fetch_sub(1, Ordering::Relaxed) - 1;
-                listener_metrics.set_entries(kind, n.max(0) as u64);
-                // CoreDNS counts the entries pushed out to make room, not the expired ones.
-                if cause == RemovalCause::Size {
-                    listener_metrics.server(e.server).evictions[kind as usize].inc();
-                }
-            })
-            .build_with_hasher(foldhash::fast::RandomState::default());
-        Store { kind, map, count, metrics: metrics.clone() }
+impl Tier {
+    fn new(kind: Kind, capacity: u64, metrics: &Arc<Metrics>) -> Tier {
+        Tier { kind, store: Store::new(capacity), metrics: metrics.clone() }
     }
 
     fn get(&self, key: u64) -> Option<Arc<Entry>> {
-        self.map.get(&key)
+        self.store.get(key)
     }
 
-    fn insert(&self, key: u64, entry: Arc<Entry>) {
-        let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
-        self.metrics.set_entries(self.kind, n.max(0) as u64);
-        self.map.insert(key, entry);
+    fn insert(&self, key: u64, entry: Arc<Entry>, stale_for: Duration) {
+        if let Some(evicted) = self.store.insert(key, entry.clone(), entry.stored, stale_for) {
+            // CoreDNS counts the entries pushed out to make room, under the server of the query
+            // that stored the one pushed out.
+            self.metrics.server(evicted.server).evictions[self.kind as usize].inc();
+        }
+        self.metrics.set_entries(self.kind, self.store.len() as u64);
     }
 
     fn remove(&self, key: u64) {
-        self.map.invalidate(&key);
+        self.store.remove(key);
+        self.metrics.set_entries(self.kind, self.store.len() as u64);
     }
 }
 
 impl Cache {
     pub fn new(config: Config, metrics: Metrics) -> Cache {
         let metrics = Arc::new(metrics);
-        let stale = config.stale.map_or(Duration::ZERO, |s| s.up_to);
-        let success = Store::new(Kind::Success, config.success.capacity, stale, &metrics);
-        let denial = Store::new(Kind::Denial, config.denial.capacity, stale, &metrics);
+        let success = Tier::new(Kind::Success, config.success.capacity, &metrics);
+        let denial = Tier::new(Kind::Denial, config.denial.capacity, &metrics);
         let hasher = foldhash::fast::RandomState::default();
         Cache { inner: Arc::new(Inner { config, success, denial, metrics, hasher }) }
     }
@@ -306,8 +272,7 @@ impl Inner {
         for r in resp.answer.iter_mut().chain(&mut resp.authority).chain(&mut resp.additional) {
             r.ttl = ttl;
         }
-        let mut kept = resp.clone();
-        kept.options = entry::kept_options(&resp.options);
+        let sections = [resp.answer.clone(), resp.authority.clone(), resp.additional.clone()];
         let now = Instant::now();
         let e = Arc::new(Entry {
             qname: qname.clone(),
@@ -315,7 +280,12 @@ impl Inner {
             qclass,
             dnssec_ok,
             checking_disabled,
-            response: kept,
+            rcode: resp.rcode,
+            authoritative: resp.authoritative,
+            recursion_available: resp.recursion_available,
+            authentic_data: resp.authentic_data,
+            options: entry::kept_options(&resp.options),
+            sections: WireAnswer::new(qname, sections),
             kind,
             failure: t == Type::ServerError,
             stored: now,
@@ -327,18 +297,19 @@ impl Inner {
         if ttl == 0 {
             return Some(e);
         }
+        let stale_for = c.stale.map_or(Duration::ZERO, |s| s.up_to);
         match (kind, e.failure) {
             // The newest answer for a key is the truth: a positive one ends a denial, a denial
             // ends a positive one, and a failure leaves a positive one be (coredns#7956).
             (Kind::Success, _) => {
                 self.denial.remove(key);
-                self.success.insert(key, e.clone());
+                self.success.insert(key, e.clone(), stale_for);
             }
             (Kind::Denial, false) => {
                 self.success.remove(key);
-                self.denial.insert(key, e.clone());
+                self.denial.insert(key, e.clone(), stale_for);
             }
-            (Kind::Denial, true) => self.denial.insert(key, e.clone()),
+            (Kind::Denial, true) => self.denial.insert(key, e.clone(), stale_for),
         }
         Some(e)
     }
@@ -423,14 +394,13 @@ impl Inner {
             Freshness::Fresh if self.config.keepttl => e.ttl,
             Freshness::Fresh => e.remaining(now).max(0) as u32,
         };
-        // The one allocation per non-empty section of a hit.
-        let mut resp = e.response.clone();
-        for r in resp.answer.iter_mut().chain(&mut resp.authority).chain(&mut resp.additional) {
-            r.ttl = ttl;
-        }
+        // No allocation: the sections are shared, and written by the server with this TTL.
+        let mut resp = Response::with_rcode(NAME, e.rcode).with_wire(e.sections.clone(), Some(ttl));
+        resp.authoritative = e.authoritative;
+        resp.recursion_available = e.recursion_available;
         // RFC 6840 5.8: AD only for clients that asked with AD or DO.
-        resp.authentic_data &= req.authentic_data() || req.dnssec_ok();
-        resp.set_plugin(NAME);
+        resp.authentic_data = e.authentic_data && (req.authentic_data() || req.dnssec_ok());
+        resp.options = e.options.clone();
         if freshness == Freshness::Stale {
             resp.push_extended_error(&ExtendedError::new(ExtendedError::STALE_ANSWER, ""));
         }
@@ -440,7 +410,7 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
     use crate::dns::decode::decode_query;
@@ -509,8 +479,13 @@ mod tests {
             Harness { rt: testing::paused_runtime(), chain, cache, backend, registry }
         }
 
+        /// The chain's answer, as records (a hit is kept encoded until someone reads it).
         fn ask(&self, req: &mut Request) -> Result<Response, ServeError> {
-            self.rt.block_on(Next::chain(&self.chain).run(req))
+            let mut result = self.rt.block_on(Next::chain(&self.chain).run(req));
+            if let Ok(resp) = &mut result {
+                resp.materialize();
+            }
+            result
         }
 
         /// The reply to `name`/`qtype`, as [`show`] prints it.
@@ -998,7 +973,11 @@ mod tests {
         let replies = h.rt.block_on(async {
             let queries = (0..20).map(|_| async {
                 let mut req = Request::synthetic("a.example.org.", RecordType::A);
-                show(Next::chain(&h.chain).run(&mut req).await)
+                let mut result = Next::chain(&h.chain).run(&mut req).await;
+                if let Ok(resp) = &mut result {
+                    resp.materialize();
+                }
+                show(result)
             });
             let all = futures_util::future::join_all(queries);
             let open = async {
@@ -1017,11 +996,15 @@ mod tests {
         for i in 0..3000 {
             h.dig(&format!("n{i}.example.org."), RecordType::A);
         }
-        h.cache.inner.success.map.run_pending_tasks();
-        assert!(h.cache.inner.success.map.entry_count() <= 1024);
         let evicted = h.metric("coredns_cache_evictions_total{server=\"dns://:53\",type=\"success\"");
         let entries = h.metric("coredns_cache_entries{server=\"dns://:53\",type=\"success\"");
-        assert!(evicted >= 3000.0 - 1024.0, "{evicted}");
-        assert_eq!(entries, h.cache.inner.success.map.entry_count() as f64);
+        // CoreDNS's shards of 4 (1024 / 256): the store holds at most 1024, and each entry
+        // pushed out is counted.
+        assert!(entries <= 1024.0 && entries > 900.0, "{entries}");
+        assert_eq!(entries + evicted, 3000.0);
+        // The latest names are in; a name evicted long ago is asked for again.
+        let calls = h.calls();
+        h.dig("n2999.example.org.", RecordType::A);
+        assert_eq!(h.calls(), calls);
     }
 }
