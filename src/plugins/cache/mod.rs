@@ -372,7 +372,9 @@ impl Inner {
             _ => None,
         };
         let now = Instant::now();
-        if let Some(fresh) = &fresh {
+        // A SERVFAIL is cached (for `servfail`) but does not replace `old` (coredns#7956).
+        let replaced = fresh.as_ref().is_some_and(|f| !f.failure);
+        if let Some(fresh) = fresh.as_ref().filter(|_| replaced) {
             // The new entry inherits the popularity of the one it replaces.
             let hits = old.freq.lock().expect("freq lock").hits;
             *fresh.freq.lock().expect("freq lock") = Freq { last: now, hits };
@@ -381,9 +383,12 @@ impl Inner {
         state.in_flight = None;
         let recheck = match how {
             Refresh::Stale | Refresh::Verify => self.config.stale.map_or(Duration::ZERO, |s| s.failure_recheck),
-            Refresh::Prefetch => Duration::ZERO,
+            // A prefetch that failed is not tried again on every hit of the entry, which is still
+            // served: a failing upstream would get a query per hit. It waits as long as a failure
+            // is cached, at least a second.
+            Refresh::Prefetch => self.config.servfail.max(Duration::from_secs(1)),
         };
-        state.retry_after = (fresh.is_none() && !recheck.is_zero()).then(|| now + recheck);
+        state.retry_after = (!replaced && !recheck.is_zero()).then(|| now + recheck);
         fresh
     }
 
