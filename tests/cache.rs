@@ -6,12 +6,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use clusterdns::corefile::{Args, Directive, Error, once};
-use clusterdns::dns::{RData, Record, Request, Response, build_query};
+use clusterdns::dns::{Name, RData, Rcode, Record, Request, Response, Soa, build_query};
 use clusterdns::plugin::registry::{PluginEntry, PluginSet};
 use clusterdns::plugin::setup::{DynConfig, ParseCtx, PluginConfig, SetupCtx};
 use clusterdns::plugin::{DynPlugin, ErrorKind, Next, Plugin, ServeError};
@@ -228,16 +228,49 @@ fn metrics_have_coredns_names_and_labels() {
     assert_eq!(seen, want.keys().copied().collect(), "every family is exported:\n{text}");
 }
 
-// A plugin for the tests below, behind the cache: answers `NAME. 1 IN A 10.0.0.N` (N counting
-// its answers), or fails as an unreachable upstream does while its switch says it is down.
+// A plugin for the tests below, behind the cache, standing in for a forwarder and its upstream:
+// `script SWITCH` answers as its switch's mode says, and counts the queries that reach it.
 
 /// Switches by name (the directive's argument), so tests running side by side keep apart.
 static SWITCHES: LazyLock<Mutex<HashMap<String, Arc<Switch>>>> = LazyLock::new(Default::default);
 
-#[derive(Default)]
+/// What the scripted upstream answers.
+const ANSWER: u8 = 0; // `NAME. TTL IN A 10.0.0.N`, N counting its answers; AD as a validator sets it
+const NXDOMAIN: u8 = 1; // NXDOMAIN, `example. 300 IN SOA ...` with minimum TTL
+const SERVFAIL: u8 = 2; // a SERVFAIL answer
+const DOWN: u8 = 3; // no answer at all: an error, as forward's "no healthy upstreams"
+
 struct Switch {
-    down: AtomicBool,
+    mode: AtomicU8,
+    /// The answer's TTL, or the SOA minimum of a denial.
+    ttl: AtomicU32,
+    /// Milliseconds to wait before answering.
+    delay_ms: AtomicU64,
+    /// Queries that reached it.
+    calls: AtomicUsize,
     answers: AtomicUsize,
+}
+
+impl Default for Switch {
+    fn default() -> Switch {
+        Switch {
+            mode: AtomicU8::new(ANSWER),
+            ttl: AtomicU32::new(1),
+            delay_ms: AtomicU64::new(0),
+            calls: AtomicUsize::new(0),
+            answers: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Switch {
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
 }
 
 fn switch(name: &str) -> Arc<Switch> {
@@ -245,57 +278,85 @@ fn switch(name: &str) -> Arc<Switch> {
 }
 
 #[derive(Debug, PartialEq)]
-struct FlakyConfig(String);
+struct ScriptConfig(String);
 
-fn parse_flaky(dirs: &[Directive], _: &ParseCtx<'_>) -> Result<Box<dyn DynConfig>, Error> {
-    let mut args = Args::new("flaky", once("flaky", dirs)?);
+fn parse_script(dirs: &[Directive], _: &ParseCtx<'_>) -> Result<Box<dyn DynConfig>, Error> {
+    let mut args = Args::new("script", once("script", dirs)?);
     let name = args.required("a switch name")?.text.clone();
-    Ok(Box::new(FlakyConfig(name)))
+    Ok(Box::new(ScriptConfig(name)))
 }
 
-impl PluginConfig for FlakyConfig {
+impl PluginConfig for ScriptConfig {
     fn build(&self, _: &mut SetupCtx<'_>) -> Result<Option<Arc<dyn DynPlugin>>, Error> {
-        Ok(Some(Arc::new(Flaky(switch(&self.0)))))
+        Ok(Some(Arc::new(Script(switch(&self.0)))))
     }
 }
 
-struct Flaky(Arc<Switch>);
+struct Script(Arc<Switch>);
 
-impl Plugin for Flaky {
+impl Plugin for Script {
     fn name(&self) -> &'static str {
-        "flaky"
+        "script"
     }
 
     async fn serve<'a>(&'a self, req: &'a mut Request, _: Next<'a>) -> Result<Response, ServeError> {
-        if self.0.down.load(Ordering::SeqCst) {
-            return Err(ServeError::new("flaky", ErrorKind::Upstream, "no healthy upstreams"));
+        let sw = &self.0;
+        sw.calls.fetch_add(1, Ordering::SeqCst);
+        let delay = sw.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        let n = self.0.answers.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut resp = Response::new("flaky");
-        let ip = std::net::Ipv4Addr::new(10, 0, 0, n as u8);
-        resp.answer.push(Record::new(req.qname().clone(), 1, RData::A(ip)));
-        Ok(resp)
+        let ttl = sw.ttl.load(Ordering::SeqCst);
+        match sw.mode.load(Ordering::SeqCst) {
+            ANSWER => {
+                let n = sw.answers.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut resp = Response::new("script");
+                resp.recursion_available = true;
+                // A validating resolver sets AD only for queries with AD or DO (RFC 6840 5.8).
+                resp.authentic_data = req.authentic_data() || req.dnssec_ok();
+                let ip = std::net::Ipv4Addr::new(10, 0, 0, n as u8);
+                resp.answer.push(Record::new(req.qname().clone(), ttl, RData::A(ip)));
+                Ok(resp)
+            }
+            NXDOMAIN => {
+                let mut resp = Response::with_rcode("script", Rcode::NXDOMAIN);
+                resp.recursion_available = true;
+                let soa = Soa {
+                    mname: Name::parse("ns.example.").unwrap(),
+                    rname: Name::parse("hostmaster.example.").unwrap(),
+                    serial: 1,
+                    refresh: 7200,
+                    retry: 3600,
+                    expire: 1209600,
+                    minimum: ttl,
+                };
+                resp.authority.push(Record::new(Name::parse("example.").unwrap(), 300, RData::Soa(Box::new(soa))));
+                Ok(resp)
+            }
+            SERVFAIL => Ok(Response::with_rcode("script", Rcode::SERVFAIL)),
+            _ => Err(ServeError::new("script", ErrorKind::Upstream, "no healthy upstreams")),
+        }
     }
 }
 
-static WITH_FLAKY: PluginSet = PluginSet {
+static WITH_SCRIPT: PluginSet = PluginSet {
     order: &[
         PluginEntry { name: "prometheus", parse: clusterdns::plugins::prometheus::parse },
         PluginEntry { name: "cache", parse: clusterdns::plugins::cache::parse },
-        PluginEntry { name: "flaky", parse: parse_flaky },
+        PluginEntry { name: "script", parse: parse_script },
     ],
     known_elsewhere: &[],
 };
 
-/// A server of `WITH_FLAKY`'s plugins, stopped on drop.
-struct FlakyServer {
+/// A server of `WITH_SCRIPT`'s plugins, stopped on drop.
+struct ScriptServer {
     server: Server,
     rt: Option<tokio::runtime::Runtime>,
     _dir: tempfile::TempDir,
 }
 
-impl FlakyServer {
-    fn start(corefile: &str) -> FlakyServer {
+impl ScriptServer {
+    fn start(corefile: &str) -> ScriptServer {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("Corefile");
         std::fs::write(&conf, corefile).unwrap();
@@ -305,11 +366,11 @@ impl FlakyServer {
             quiet: true,
             udp_workers: Some(1),
             loopback_ephemeral: true,
-            plugins: &WITH_FLAKY,
+            plugins: &WITH_SCRIPT,
             ..Options::default()
         };
         let server = rt.block_on(Server::start(opts)).unwrap_or_else(|e| panic!("{e}"));
-        FlakyServer { server, rt: Some(rt), _dir: dir }
+        ScriptServer { server, rt: Some(rt), _dir: dir }
     }
 
     fn addr(&self) -> SocketAddr {
@@ -317,11 +378,15 @@ impl FlakyServer {
     }
 
     fn metric(&self, name: &str) -> f64 {
-        metric(&self.server.metrics().render(clusterdns::metrics::Format::Text), name, &[])
+        self.metric_with(name, &[])
+    }
+
+    fn metric_with(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        metric(&self.server.metrics().render(clusterdns::metrics::Format::Text), name, labels)
     }
 }
 
-impl Drop for FlakyServer {
+impl Drop for ScriptServer {
     fn drop(&mut self) {
         if let Some(rt) = self.rt.take() {
             rt.block_on(self.server.shutdown());
@@ -345,19 +410,19 @@ fn dig_until(addr: SocketAddr, name: &str, done: impl Fn(&str) -> bool) -> Strin
 fn serve_stale_answers_with_the_stale_answer_error_while_the_plugin_after_fails() {
     let sw = switch("immediate");
     // Entries fresh for one second (TTL 1, no minimum), servable for an hour after.
-    let s = FlakyServer::start(
-        ". {\n    prometheus :9153\n    cache {\n        success 1024 1 0\n        serve_stale\n    }\n    flaky immediate\n}\n",
+    let s = ScriptServer::start(
+        ". {\n    prometheus :9153\n    cache {\n        success 1024 1 0\n        serve_stale\n    }\n    script immediate\n}\n",
     );
     let out = dig(s.addr(), &["up.example.", "A"]);
     assert!(out.contains("up.example.\t\t1\tIN\tA\t10.0.0.1"), "{out}");
-    sw.down.store(true, Ordering::SeqCst);
+    sw.set(DOWN);
     // Once the second is over, the stale entry is served, TTL 0, with EDE 3.
     let out = dig_until(s.addr(), "up.example.", |o| o.contains("EDE: 3 (Stale Answer)"));
     assert!(out.contains("status: NOERROR"), "{out}");
     assert!(out.contains("up.example.\t\t0\tIN\tA\t10.0.0.1"), "{out}");
     assert!(s.metric("coredns_cache_served_stale_total") >= 1.0);
     // Back up: a stale answer refreshes in the background, and the next ones are fresh.
-    sw.down.store(false, Ordering::SeqCst);
+    sw.set(ANSWER);
     let out = dig_until(s.addr(), "up.example.", |o| o.contains("IN\tA\t10.0.0.2"));
     assert!(!out.contains("EDE"), "{out}");
     assert!(s.metric("coredns_cache_prefetch_total") >= 1.0);
@@ -366,13 +431,13 @@ fn serve_stale_answers_with_the_stale_answer_error_while_the_plugin_after_fails(
 #[test]
 fn serve_stale_verify_answers_fresh_as_soon_as_the_plugin_after_answers() {
     let sw = switch("verify");
-    let s = FlakyServer::start(
-        ". {\n    cache {\n        success 1024 1 0\n        serve_stale 1h verify\n    }\n    flaky verify\n}\n",
+    let s = ScriptServer::start(
+        ". {\n    cache {\n        success 1024 1 0\n        serve_stale 1h verify\n    }\n    script verify\n}\n",
     );
     dig(s.addr(), &["v.example.", "A"]);
-    sw.down.store(true, Ordering::SeqCst);
+    sw.set(DOWN);
     dig_until(s.addr(), "v.example.", |o| o.contains("EDE: 3 (Stale Answer)"));
-    sw.down.store(false, Ordering::SeqCst);
+    sw.set(ANSWER);
     // verify asks first: the very next query gets the new answer.
     let out = dig(s.addr(), &["v.example.", "A"]);
     assert!(out.contains("IN\tA\t10.0.0.2") && !out.contains("EDE"), "{out}");
@@ -381,9 +446,198 @@ fn serve_stale_verify_answers_fresh_as_soon_as_the_plugin_after_answers() {
 #[test]
 fn without_serve_stale_a_failure_after_expiry_is_servfail() {
     let sw = switch("plain");
-    let s = FlakyServer::start(". {\n    cache {\n        success 1024 1 0\n    }\n    flaky plain\n}\n");
+    let s = ScriptServer::start(". {\n    cache {\n        success 1024 1 0\n    }\n    script plain\n}\n");
     dig(s.addr(), &["p.example.", "A"]);
-    sw.down.store(true, Ordering::SeqCst);
+    sw.set(DOWN);
     let out = dig_until(s.addr(), "p.example.", |o| o.contains("status: SERVFAIL"));
     assert!(!out.contains("EDE: 3"), "{out}");
+}
+
+/// Asks `name` A from a socket of its own, with EDNS when `dnssec_ok` is given, and AD set when
+/// `ad`.
+fn ask(addr: SocketAddr, name: &str, dnssec_ok: Option<bool>, ad: bool) -> Message {
+    let mut q = build_query(fastrand::u16(..), name, clusterdns::dns::RecordType::A, dnssec_ok.map(|d| (1232, 0, d)));
+    if ad {
+        q[3] |= 0x20;
+    }
+    udp_from_new_port(addr, &q)
+}
+
+/// The one A record of `m`, as `(TTL, address)`.
+fn a_record(m: &Message) -> (u32, String) {
+    assert_eq!(m.answers.len(), 1, "{:?}", rrs(&m.answers));
+    let r = &m.answers[0];
+    (r.ttl, r.data.to_string())
+}
+
+/// TTLs count down in the answers served from the cache; with `keepttl` they stay as stored.
+#[test]
+fn ttls_count_down_in_served_answers_and_keepttl_keeps_them() {
+    let (down, kept) = (switch("countdown"), switch("keepttl"));
+    down.ttl.store(60, Ordering::SeqCst);
+    kept.ttl.store(60, Ordering::SeqCst);
+    let s = ScriptServer::start(". {\n    cache\n    script countdown\n}\n");
+    let k = ScriptServer::start(". {\n    cache {\n        keepttl\n    }\n    script keepttl\n}\n");
+    assert_eq!(a_record(&ask(s.addr(), "t.example.", None, false)), (60, "10.0.0.1".into()));
+    assert_eq!(a_record(&ask(k.addr(), "t.example.", None, false)), (60, "10.0.0.1".into()));
+    std::thread::sleep(Duration::from_millis(2100));
+    let (ttl, ip) = a_record(&ask(s.addr(), "t.example.", None, false));
+    assert!((56..=58).contains(&ttl) && ip == "10.0.0.1", "{ttl} {ip}");
+    assert_eq!(a_record(&ask(k.addr(), "t.example.", None, false)), (60, "10.0.0.1".into()));
+    assert_eq!((down.calls(), kept.calls()), (1, 1), "both served from the cache");
+}
+
+/// RFC 2308 5: a denial is cached for the lower of the SOA's TTL and its minimum, apart from
+/// positive answers, and counted as a denial.
+#[test]
+fn rfc2308_denials_are_cached_apart_for_the_soa_minimum() {
+    let sw = switch("denial");
+    sw.set(NXDOMAIN);
+    sw.ttl.store(7, Ordering::SeqCst);
+    let s = ScriptServer::start(". {\n    prometheus :9153\n    cache\n    script denial\n}\n");
+    for _ in 0..2 {
+        let m = ask(s.addr(), "nx.example.", Some(false), false);
+        assert_eq!(m.response_code, ResponseCode::NXDomain);
+        assert_eq!(m.authorities.len(), 1);
+        assert!(m.authorities[0].ttl <= 7 && m.authorities[0].ttl >= 6, "{:?}", rrs(&m.authorities));
+    }
+    sw.set(ANSWER);
+    sw.ttl.store(60, Ordering::SeqCst);
+    for _ in 0..2 {
+        assert_eq!(a_record(&ask(s.addr(), "ok.example.", Some(false), false)).1, "10.0.0.1");
+    }
+    // The denial is still there, beside the positive answer.
+    assert_eq!(ask(s.addr(), "nx.example.", Some(false), false).response_code, ResponseCode::NXDomain);
+    assert_eq!(sw.calls(), 2);
+    for (kind, entries, hits) in [("denial", 1.0, 2.0), ("success", 1.0, 1.0)] {
+        let m = |name| s.metric_with(name, &[("type", kind)]);
+        assert_eq!((m("coredns_cache_entries"), m("coredns_cache_hits_total")), (entries, hits), "{kind}");
+    }
+    // Past the SOA minimum it is asked again.
+    sw.set(NXDOMAIN);
+    std::thread::sleep(Duration::from_millis(7100));
+    assert_eq!(ask(s.addr(), "nx.example.", Some(false), false).response_code, ResponseCode::NXDomain);
+    assert_eq!(sw.calls(), 3);
+}
+
+/// A SERVFAIL is cached for `servfail` (default 5s), and not at all with `servfail 0`.
+#[test]
+fn servfail_is_cached_for_the_servfail_duration_only() {
+    let (sw, off) = (switch("servfail"), switch("servfail-off"));
+    sw.set(SERVFAIL);
+    off.set(SERVFAIL);
+    let s = ScriptServer::start(". {\n    cache {\n        servfail 1s\n    }\n    script servfail\n}\n");
+    let o = ScriptServer::start(". {\n    cache {\n        servfail 0\n    }\n    script servfail-off\n}\n");
+    for _ in 0..3 {
+        assert_eq!(ask(s.addr(), "f.example.", None, false).response_code, ResponseCode::ServFail);
+        assert_eq!(ask(o.addr(), "f.example.", None, false).response_code, ResponseCode::ServFail);
+    }
+    assert_eq!((sw.calls(), off.calls()), (1, 3));
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(ask(s.addr(), "f.example.", None, false).response_code, ResponseCode::ServFail);
+    assert_eq!(sw.calls(), 2, "asked again once the second is over");
+}
+
+/// `prefetch 1 1m 50%`: an entry asked for within the last half of its TTL is refreshed in the
+/// background, so the next clients get the new answer without a miss.
+#[test]
+fn prefetch_refreshes_a_popular_entry_before_it_expires() {
+    let sw = switch("prefetch");
+    sw.ttl.store(4, Ordering::SeqCst);
+    let s = ScriptServer::start(
+        ". {\n    prometheus :9153\n    cache {\n        prefetch 1 1m 50%\n    }\n    script prefetch\n}\n",
+    );
+    assert_eq!(a_record(&ask(s.addr(), "p.example.", None, false)), (5, "10.0.0.1".into()), "5s minimum TTL");
+    // At 5s, the refresh starts once 2s or less are left.
+    std::thread::sleep(Duration::from_millis(3100));
+    assert_eq!(a_record(&ask(s.addr(), "p.example.", None, false)).1, "10.0.0.1", "served, then refreshed");
+    let refreshed = eventually(TIMEOUT, || {
+        let (ttl, ip) = a_record(&ask(s.addr(), "p.example.", None, false));
+        (ip == "10.0.0.2").then_some(ttl)
+    });
+    assert!(refreshed.is_some_and(|ttl| ttl >= 4), "{refreshed:?}");
+    assert_eq!(s.metric("coredns_cache_misses_total"), 1.0);
+    assert!(s.metric("coredns_cache_prefetch_total") >= 1.0);
+}
+
+/// coredns#7956: a SERVFAIL fetched while a good answer is cached (here by a prefetch) is cached
+/// too, but never hides the good answer while it is servable.
+#[test]
+fn regression_coredns_7956_a_cached_servfail_never_hides_the_positive_answer() {
+    let sw = switch("7956");
+    sw.ttl.store(4, Ordering::SeqCst);
+    let s = ScriptServer::start(
+        ". {\n    prometheus :9153\n    cache {\n        prefetch 1 1m 50%\n    }\n    script 7956\n}\n",
+    );
+    assert_eq!(a_record(&ask(s.addr(), "g.example.", None, false)).1, "10.0.0.1");
+    sw.set(SERVFAIL);
+    std::thread::sleep(Duration::from_millis(3100));
+    assert_eq!(a_record(&ask(s.addr(), "g.example.", None, false)).1, "10.0.0.1");
+    eventually(TIMEOUT, || (s.metric_with("coredns_cache_entries", &[("type", "denial")]) == 1.0).then_some(()))
+        .expect("the prefetched SERVFAIL is cached");
+    assert_eq!(sw.calls(), 2);
+    for _ in 0..5 {
+        let m = ask(s.addr(), "g.example.", None, false);
+        assert_eq!((m.response_code, a_record(&m).1), (ResponseCode::NoError, "10.0.0.1".into()));
+    }
+    assert_eq!(sw.calls(), 2, "the good answer was served from the cache");
+}
+
+/// coredns#6642: the cache asks with AD, so an entry holds AD as the validator said it, and each
+/// client gets AD only when it asked with AD or DO (RFC 6840 5.8), whichever client filled it.
+#[test]
+fn regression_coredns_6642_ad_is_answered_per_client_whoever_filled_the_entry() {
+    let sw = switch("6642");
+    sw.ttl.store(60, Ordering::SeqCst);
+    let s = ScriptServer::start(". {\n    cache\n    script 6642\n}\n");
+    let ad = |dnssec_ok, ad| ask(s.addr(), "ad.example.", dnssec_ok, ad).authentic_data;
+    assert!(!ad(Some(false), false), "filled by a client without AD or DO: no AD for it");
+    assert!(ad(Some(false), true), "a client asking with AD gets it from the same entry");
+    assert!(!ad(None, false));
+    assert_eq!(sw.calls(), 1);
+    assert!(ad(Some(true), false), "DO: its own entry, with AD");
+    assert!(ad(Some(true), true));
+    assert_eq!(sw.calls(), 2);
+}
+
+/// Sends `n` queries for `name` at once, each from its own socket; their replies.
+fn burst(addr: SocketAddr, name: &str, n: usize) -> Vec<Message> {
+    std::thread::scope(|scope| {
+        let asks: Vec<_> = (0..n).map(|_| scope.spawn(|| ask(addr, name, Some(false), false))).collect();
+        asks.into_iter().map(|t| t.join().unwrap()).collect()
+    })
+}
+
+/// coredns#4324, #7963: however many queries find an entry due for a refresh while one is in
+/// flight, the name is asked once: `serve_stale` (immediate: all get the stale answer at once;
+/// verify: all wait for the same refresh) and `prefetch`.
+#[test]
+fn regression_coredns_4324_7963_a_name_is_refreshed_once_however_many_ask() {
+    let cases = [
+        ("4324-immediate", "serve_stale", "10.0.0.1"),
+        ("4324-verify", "serve_stale 1h verify", "10.0.0.2"),
+        ("7963-prefetch", "prefetch 1 1m 90%", "10.0.0.1"),
+    ];
+    for (name, option, want) in cases {
+        let sw = switch(name);
+        // Fresh for 1s with serve_stale (no minimum), for 10s with prefetch (refreshed after 1s).
+        let ttl = if option.starts_with("prefetch") { 10 } else { 1 };
+        sw.ttl.store(ttl, Ordering::SeqCst);
+        let s = ScriptServer::start(&format!(
+            ". {{\n    cache {{\n        success 1024 3600 0\n        {option}\n    }}\n    script {name}\n}}\n"
+        ));
+        assert_eq!(a_record(&ask(s.addr(), "r.example.", Some(false), false)).1, "10.0.0.1");
+        std::thread::sleep(Duration::from_millis(1100));
+        sw.delay_ms.store(700, Ordering::SeqCst);
+        let replies = burst(s.addr(), "r.example.", 20);
+        for m in &replies {
+            assert_eq!(a_record(m).1, want, "{name}");
+        }
+        assert_eq!(sw.calls(), 2, "{name}: one refresh for 20 queries");
+        // The refresh lands: the new answer is served.
+        eventually(TIMEOUT, || {
+            (a_record(&ask(s.addr(), "r.example.", Some(false), false)).1 == "10.0.0.2").then_some(())
+        })
+        .unwrap_or_else(|| panic!("{name}: never refreshed"));
+    }
 }
