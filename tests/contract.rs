@@ -93,6 +93,53 @@ fn an_opaque_record_and_an_extended_error_round_trip_byte_exact() {
     assert_eq!(m.answers[0].ttl, 300);
 }
 
+/// An upstream's whole message, as a forwarder receives it (built and compressed by hickory),
+/// decoded and passed on: the client gets every record as the upstream wrote it, the opaque
+/// ones (an RRSIG, a private type) byte for byte, the AD bit, and the extended error.
+#[test]
+fn an_upstream_message_with_an_extended_error_passes_through_byte_exact() {
+    use hickory_proto::op::{MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::{A, CNAME, NULL, SOA};
+    use hickory_proto::rr::{Name, Record};
+    let name = |s: &str| Name::from_ascii(s).unwrap();
+    let raw =
+        |code: u16, bytes: &[u8]| RData::Unknown { code: RecordType::from(code), rdata: NULL::with(bytes.to_vec()) };
+    // RRSIG RDATA: type covered A, algorithm 13, 3 labels, TTL, two times, key tag, the
+    // signer's name uncompressed (RFC 4034 3.1.7), a signature.
+    let mut rrsig = vec![0, 1, 13, 3, 0, 0, 0, 60, 0x67, 0, 0, 0, 0x66, 0, 0, 0, 0x30, 0x39];
+    rrsig.extend_from_slice(b"\x07example\x00");
+    rrsig.extend_from_slice(&[0xab; 64]);
+    let mut up = Message::new(0x4242, MessageType::Response, OpCode::Query);
+    up.metadata.recursion_desired = true;
+    up.metadata.recursion_available = true;
+    up.metadata.authentic_data = true;
+    up.add_query(Query::query(name("www.example."), RecordType::A));
+    up.add_answer(Record::from_rdata(name("www.example."), 60, RData::CNAME(CNAME(name("target.example.")))));
+    up.add_answer(Record::from_rdata(name("target.example."), 60, RData::A(A::new(192, 0, 2, 7))));
+    up.add_answer(Record::from_rdata(name("target.example."), 60, raw(46, &rrsig)));
+    up.add_answer(Record::from_rdata(name("target.example."), 60, raw(65534, &[0, 1, 2, 0xc0, 12])));
+    up.add_authority(Record::from_rdata(
+        name("example."),
+        300,
+        RData::SOA(SOA::new(name("ns.example."), name("admin.example."), 7, 3600, 600, 86400, 30)),
+    ));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    edns.options_mut().insert(EdnsOption::Unknown(15, [&[0u8, 3][..], b"stale answer"].concat()));
+    up.edns = Some(edns);
+    let wire: String = up.to_vec().unwrap().iter().map(|b| format!("{b:02x}")).collect();
+    let s = start(&format!(". {{\n    relay {wire}\n}}\n"));
+
+    let got = query_udp(s.addr(), "WWW.Example.", RecordType::A);
+    assert_eq!(got.queries[0].name().to_ascii(), "WWW.Example.", "the client's own spelling");
+    assert!(got.metadata.authentic_data, "AD passes through");
+    assert_eq!(got.answers, up.answers, "every answer record, opaque RDATA byte for byte");
+    assert_eq!(got.authorities, up.authorities);
+    let opts = got.edns.as_ref().expect("an OPT record").options();
+    let ede = opts.get(EdnsCode::from(15)).cloned();
+    assert_eq!(ede, Some(EdnsOption::Unknown(15, [&[0u8, 3][..], b"stale answer"].concat())));
+}
+
 /// A plugin asks the rest of the chain another question, as autopath does; the client gets
 /// its own question back, in its own spelling.
 #[test]

@@ -15,7 +15,7 @@
 //!
 //! Bytes after the last record are ignored.
 
-use super::edns::{Edns, EdnsOptions};
+use super::edns::{BadOptions, Edns, EdnsOptions};
 use super::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
 use super::{Class, Name, Opcode, Rcode, RecordType};
 
@@ -173,13 +173,19 @@ pub(super) fn read_opt(msg: &[u8], pos: usize) -> Result<(Edns, u8), ()> {
     }
     let fixed = msg.get(pos + 1..pos + 11).ok_or(())?;
     let udp_size = u16::from_be_bytes([fixed[2], fixed[3]]);
-    let ext_rcode = fixed[4];
-    let version = fixed[5];
-    let flags = u16::from_be_bytes([fixed[6], fixed[7]]);
+    let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
     let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
     let rdata = msg.get(pos + 11..pos + 11 + rdlen).ok_or(())?;
-    // Each option is code(2) length(2) data(length); they must tile RDATA exactly.
-    let options = EdnsOptions::from_wire(rdata).map_err(|_| ())?;
+    opt_fields(udp_size, ttl, rdata).map_err(|_| ())
+}
+
+/// The OPT record's fields as RFC 6891 6.1.3 lays them out: CLASS is the UDP payload size, and
+/// TTL holds EXTENDED-RCODE (returned beside the [`Edns`]), VERSION, DO and Z. The options, each
+/// `code(2) length(2) data(length)`, must tile RDATA exactly.
+pub(super) fn opt_fields(udp_size: u16, ttl: u32, rdata: &[u8]) -> Result<(Edns, u8), BadOptions> {
+    let [ext_rcode, version, flags_hi, flags_lo] = ttl.to_be_bytes();
+    let flags = u16::from_be_bytes([flags_hi, flags_lo]);
+    let options = EdnsOptions::from_wire(rdata)?;
     let edns = Edns { udp_size, version, dnssec_ok: flags & 0x8000 != 0, z: flags & 0x7fff, options };
     Ok((edns, ext_rcode))
 }

@@ -1,9 +1,11 @@
 //! DNS on the wire: names, types, records, the request a plugin reads and the response it returns,
-//! and the in-place decoder and one-pass encoder the server uses.
+//! the in-place decoder and one-pass encoder the server uses, and the whole-message decoder a
+//! forwarder reads upstream answers with.
 
 pub mod decode;
 pub mod edns;
 pub mod encode;
+pub mod message;
 mod name;
 mod record;
 mod request;
@@ -13,6 +15,7 @@ mod types;
 pub use decode::{Query, Question};
 pub use edns::{Edns, EdnsOptions, ExtendedError};
 pub use encode::WireAnswer;
+pub use message::{Message, MessageError, Section, decode_message};
 pub use name::{Labels, MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, NameMap};
 pub use record::{RData, Record, Soa};
 pub use request::{Proto, Request, Route};

@@ -8,8 +8,13 @@
 //!   TCP, exactly as the listeners call it. Must never panic; a packet the decoder does not drop
 //!   gets exactly one reply, which must be well formed, carry the query's ID and echo its
 //!   question byte for byte.
+//! * [`fuzz_message`]: bytes → [`decode_message`](crate::dns::decode_message), as a forwarder
+//!   reads an upstream's answer. Must never panic; whatever it accepts, passed on to a client
+//!   ([`pass_on`]), must decode again to the same records, rcode, flags and EDNS options.
+//!   hickory-proto's reader is the independent oracle, where hickory is a dependency
+//!   (`fuzz/oracle/hickory.rs`, shared by the cargo-fuzz target and `tests/fuzz_corpus.rs`).
 //! * [`seeds`]: the seed corpora, extracted from the source tree when asked (README examples,
-//!   Corefiles in the tests) plus built-in queries; nothing derived is committed.
+//!   Corefiles in the tests) plus built-in queries and responses; nothing derived is committed.
 //! * [`Mutator`]: the mutations of the bounded pseudo-random run of the stable suite.
 //!
 //! A broken invariant panics with the input in hex, which is what a fuzzer reports as a crash.
@@ -19,10 +24,12 @@ use std::collections::HashMap;
 use crate::corefile::{Errors, MemoryFiles, parse_str_with};
 use crate::server::config::{Plan, plan};
 
+mod message;
 mod mutate;
 mod query;
 pub mod seeds;
 
+pub use message::{MessageOutcome, WireMessage, fuzz_message, pass_on, pointer, wire_name};
 pub use mutate::Mutator;
 pub use query::{QueryHarness, QueryOutcome};
 

@@ -1,10 +1,12 @@
 //! Seed corpora. Corefiles are extracted from the source tree each time they are asked for (the
 //! ```` ```corefile ```` blocks of every README and the string literals of the tests), so they
-//! follow the code and nothing derived is committed; queries are built here.
+//! follow the code and nothing derived is committed; queries and responses are built here.
 
 use std::path::{Path, PathBuf};
 
-use crate::dns::{RecordType, build_query};
+use super::message::{WireMessage, pointer, wire_name};
+use crate::dns::decode::flags::{AA, AD, CD, QR, RA, RD, TC};
+use crate::dns::{Class, RecordType, Section, build_query};
 
 /// One seed input and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +91,220 @@ pub const QUERY_DICTIONARY: &[&[u8]] = &[
     b"\x00\xff\x00\x01",
     b"\x07example\x03org\x00",
 ];
+
+/// Byte strings a message mutation may insert: pointers to the usual question name and its
+/// suffixes, an OPT record, options, record types whose RDATA holds names, a record's fixed part.
+pub const MESSAGE_DICTIONARY: &[&[u8]] = &[
+    b"\xc0\x0c",
+    b"\xc0\x10",
+    b"\xc0\x18",
+    b"\xc0\x00",
+    b"\xff\xff",
+    b"\x00\x00\x29\x04\xd0\x01\x00\x80\x00\x00\x00",
+    b"\x00\x0a\x00\x08\x01\x02\x03\x04\x05\x06\x07\x08",
+    b"\x00\x0f\x00\x02\x00\x03",
+    b"\x00\x05\x00\x01",
+    b"\x00\x06\x00\x01",
+    b"\x00\x0f\x00\x01",
+    b"\x00\x11\x00\x01",
+    b"\x00\x12\x00\x01",
+    b"\x00\x18\x00\x01",
+    b"\x00\x23\x00\x01",
+    b"\x00\x2e\x00\x01",
+    b"\x01\x01\x00\x01",
+    b"\x00\x00\x00\x3c",
+    b"\x00\x04\xc0\x00\x02\x01",
+    b"\x00\x00",
+    b"\x3f",
+    b"\x07example\x03org\x00",
+];
+
+/// Responses as upstream servers send them, and the malformed shapes each
+/// [`MessageError`](crate::dns::MessageError) names. The question is `www.example.org` at
+/// offset 12, so `example.org` is at 16 and `org` at 24.
+pub fn message_seeds() -> Vec<Seed> {
+    let mut s = Vec::new();
+    let mut add = |name: &str, m: &WireMessage| s.push(Seed::new(format!("message/{name}"), m.finish()));
+    let qname = wire_name("www.example.org");
+    let response = |header_flags: u16, qtype: RecordType| {
+        let mut m = WireMessage::new(0x4242, QR | RD | header_flags);
+        m.question(&qname, qtype, Class::IN);
+        m
+    };
+    let cat = |parts: &[&[u8]]| parts.concat();
+    let (www, example, org) = (pointer(12), pointer(16), pointer(24));
+    let ns = cat(&[b"\x02ns", &example]);
+    let rrsig = |covered: u16| {
+        let mut r = covered.to_be_bytes().to_vec();
+        r.extend_from_slice(&[13, 2, 0, 0, 1, 44, 0x68, 0, 0, 0, 0x67, 0, 0, 0, 0x30, 0x39]);
+        r.extend_from_slice(&wire_name("example.org"));
+        r.extend_from_slice(&[0x5a; 64]);
+        r
+    };
+    const IN: Class = Class::IN;
+    use Section::{Additional as AR, Answer as AN, Authority as NS};
+
+    let mut m = response(RA, RecordType::A);
+    m.record(AN, &www, RecordType::CNAME, IN, 300, &cat(&[b"\x03web", &example]));
+    m.record(AN, &pointer(45), RecordType::A, IN, 60, &[192, 0, 2, 1]);
+    m.record(AN, &pointer(45), RecordType::A, IN, 60, &[192, 0, 2, 2]);
+    m.opt(1232, 0, false, b"\x00\x0a\x00\x18clientcksrvcookie0123456\x00\x0f\x00\x02\x00\x03");
+    add("cname-a-a-edns", &m);
+
+    let mut m = response(RA | AD, RecordType::AAAA);
+    m.record(
+        NS,
+        &example,
+        RecordType::SOA,
+        IN,
+        300,
+        &cat(&[
+            &ns,
+            b"\x0ahostmaster",
+            &example,
+            &[0, 0, 0, 1],
+            &[0, 0, 0x1c, 0x20],
+            &[0, 0, 3, 0x84],
+            &[0, 0x12, 0x75, 0],
+            &[0, 0, 1, 0x2c],
+        ]),
+    );
+    m.record(NS, &example, RecordType::NSEC, IN, 300, &cat(&[&qname, b"\x00\x06\x40\x01\x00\x00\x00\x03"]));
+    m.record(NS, &example, RecordType::RRSIG, IN, 300, &rrsig(47));
+    m.opt(1232, 0, true, b"");
+    add("nodata-soa-nsec-rrsig", &m);
+    let mut m = response(RA | 3, RecordType::A);
+    m.record(NS, &example, RecordType::SOA, IN, 300, &cat(&[&ns, b"\x0ahostmaster", &example, &[0; 20]]));
+    m.opt(4096, 0, false, b"");
+    add("nxdomain-soa", &m);
+
+    let mut m = response(RA | AD | CD, RecordType::A);
+    m.record(AN, &www, RecordType::A, IN, 300, &[192, 0, 2, 7]);
+    m.record(AN, &www, RecordType::RRSIG, IN, 300, &rrsig(1));
+    m.record(AR, &example, RecordType::DNSKEY, IN, 3600, &cat(&[&[1, 1, 3, 13], &[0xab; 64]]));
+    m.record(AR, &example, RecordType::DS, IN, 3600, &cat(&[&[0x30, 0x39, 13, 2], &[0xcd; 32]]));
+    m.record(
+        AR,
+        &example,
+        RecordType::NSEC3,
+        IN,
+        300,
+        &cat(&[&[1, 0, 0, 10, 2, 0xaa, 0xbb, 20], &[0x11; 20], b"\x00\x01\x62"]),
+    );
+    m.opt(1232, 0, true, b"");
+    add("dnssec-signed", &m);
+
+    let mut m = response(AA, RecordType::MX);
+    m.record(AN, &example, RecordType::MX, IN, 3600, &cat(&[&[0, 10], b"\x04mail", &example]));
+    m.record(
+        AN,
+        &cat(&[b"\x04_sip\x04_udp", &example]),
+        RecordType::SRV,
+        IN,
+        60,
+        &cat(&[&[0, 0, 0, 5, 0x13, 0xc4], &www]),
+    );
+    m.record(AN, &wire_name("7.2.0.192.in-addr.arpa"), RecordType::PTR, IN, 60, &www);
+    m.record(NS, &example, RecordType::NS, IN, 3600, &ns);
+    m.record(AR, &www, RecordType::AAAA, IN, 3600, &[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    add("mx-srv-ptr-ns-glue", &m);
+
+    let mut m = response(0, RecordType::TXT);
+    m.record(AN, &www, RecordType::TXT, IN, 60, b"\x0bv=spf1 -all\x00\x03two\x00");
+    m.record(AN, &www, RecordType::TXT, IN, 60, b"");
+    add("txt", &m);
+
+    for (t, rdata) in [
+        (3u16, www.to_vec()),
+        (4, www.to_vec()),
+        (7, ns.clone()),
+        (8, ns.clone()),
+        (9, ns.clone()),
+        (14, cat(&[&www, &ns])),
+        (17, cat(&[&www, &ns])),
+        (18, cat(&[&[0, 1], &ns])),
+        (21, cat(&[&[0, 5], &ns])),
+        (26, cat(&[&[0, 5], &www, &org])),
+        (30, cat(&[&ns, b"\x40\x01"])),
+        (35, cat(&[b"\x00\x64\x00\x0a\x01S\x07SIP+D2U\x00\x04_sip\x04_udp", &example])),
+    ] {
+        let mut m = response(0, RecordType(t));
+        m.record(AN, &www, RecordType(t), IN, 60, &rdata);
+        add(&format!("compressed-{}", RecordType(t)), &m);
+    }
+    let mut m = response(0, RecordType::A);
+    m.record(AR, &www, RecordType::SIG, IN, 0, &cat(&[&[0; 18], &example, b"sig"]));
+    add("compressed-SIG", &m);
+
+    let mut m = response(0, RecordType::ANY);
+    m.record(AN, &www, RecordType::CAA, IN, 60, b"\x00\x05issueca.example.net");
+    m.record(
+        AN,
+        &www,
+        RecordType::SVCB,
+        IN,
+        60,
+        &cat(&[&[0, 1], &wire_name("svc.example.net"), &[0, 1, 0, 3, 2, b'h', b'2']]),
+    );
+    m.record(AN, &www, RecordType::HTTPS, IN, 60, b"\x00\x01\x00\x00\x03\x00\x02\x01\xbb");
+    m.record(AN, &www, RecordType(65534), IN, 60, &[0xc0, 0x0c, 1, 2, 3]);
+    m.record(AN, &www, RecordType(65280), IN, 60, b"");
+    m.record(AN, &www, RecordType::A, Class::CH, 60, &cat(&[&org, &[0o100, 0]]));
+    add("opaque-types", &m);
+
+    let mut m = response(7, RecordType::A);
+    m.opt(1232, 1, false, b"\x00\x0a\x00\x18clientcksrvcookie0123456");
+    add("badcookie", &m);
+    let mut m = WireMessage::new(1, QR | AA | TC | RD | RA | AD | CD | 0x0040 | 5);
+    m.question(&wire_name("version.bind"), RecordType::TXT, Class::CH);
+    m.record(AN, &www, RecordType::TXT, Class::CH, 0, b"\x0aclusterdns");
+    add("every-flag-chaos", &m);
+    add("formerr-no-question", WireMessage::new(1, QR | 1).raw(b""));
+
+    let mut m = response(0, RecordType::A);
+    m.record(AN, &www, RecordType::A, IN, 0, &[1, 2, 3, 4]).raw(b"trailing bytes");
+    add("trailing-bytes", &m);
+    // Malformed: each a different error.
+    add("header-only-truncated", WireMessage::new(1, QR).count(AN, 1));
+    let mut m = WireMessage::new(1, QR);
+    m.question(&[1, b'a', 0xc0, 12], RecordType::A, IN);
+    add("pointer-loop", &m);
+    let mut m = response(0, RecordType::A);
+    m.record(AN, &pointer(0x3fff), RecordType::A, IN, 0, &[1, 2, 3, 4]);
+    add("pointer-forward", &m);
+    let mut m = response(0, RecordType::A);
+    m.raw(&cat(&[&www, &[0, 1, 0, 1, 0, 0, 0, 0, 0, 9, 1, 2, 3, 4]])).count(AN, 1);
+    add("rdlength-overrun", &m);
+    let mut m = response(0, RecordType::A);
+    m.record(AN, &www, RecordType::A, IN, 0, &[1, 2, 3, 4, 5]);
+    add("a-5-bytes", &m);
+    let mut m = response(0, RecordType::TXT);
+    m.record(AN, &www, RecordType::TXT, IN, 0, b"\x05four");
+    add("txt-not-tiling", &m);
+    let mut m = response(0, RecordType::A);
+    m.opt(1232, 0, false, b"").opt(512, 0, false, b"");
+    add("two-opts", &m);
+    let mut m = response(0, RecordType::A);
+    m.record(AR, &www, RecordType::OPT, Class(1232), 0, b"");
+    add("opt-not-root", &m);
+    let mut m = response(0, RecordType::A);
+    m.record(AN, &[0], RecordType::OPT, Class(1232), 0, b"");
+    add("opt-in-answer", &m);
+    let mut m = response(0, RecordType::A);
+    m.opt(1232, 0, false, b"\x00\x0a\x00\x03\x01");
+    add("options-not-tiling", &m);
+    let mut m = response(0, RecordType::MX);
+    m.record(AN, &www, RecordType::MX, IN, 0, &cat(&[&[0, 1], &pointer(0x3000)]));
+    add("mx-pointer-past-end", &m);
+    let mut m = response(0, RecordType::MX);
+    m.record(AN, &www, RecordType::MX, IN, 0, b"\x00\x01\x04mail");
+    m.raw(&[0]);
+    add("mx-name-past-rdlength", &m);
+    let mut m = response(0, RecordType::A);
+    m.count(AN, u16::MAX).count(NS, u16::MAX).count(AR, u16::MAX);
+    add("huge-counts", &m);
+    s
+}
 
 /// Every Corefile seed: README examples, `Corefile*` files at the root (`Corefile.example`),
 /// the tests' string literals, and the built-in ones.
@@ -456,6 +672,49 @@ mod tests {
         "####;
         let lits: Vec<String> = string_literals(src).into_iter().map(|(_, s)| s).collect();
         assert_eq!(lits, [". {\n    whoami\n}", "xy", "raw \"q\" {", "éA\""]);
+    }
+
+    #[test]
+    fn message_seeds_have_unique_names_and_malformed_ones_fail_differently() {
+        let seeds = message_seeds();
+        let mut names: Vec<&str> = seeds.iter().map(|s| s.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), seeds.len());
+        // The seeds before the first malformed one decode; the rest are rejected, each for its
+        // own reason.
+        let first_bad = seeds.iter().position(|s| s.name == "message/header-only-truncated").unwrap();
+        for s in &seeds[..first_bad] {
+            if let Err(e) = crate::dns::decode_message(&s.data) {
+                panic!("{}: {e}", s.name);
+            }
+        }
+        let mut errors: Vec<String> = seeds[first_bad..]
+            .iter()
+            .map(|s| match crate::dns::decode_message(&s.data) {
+                Ok(_) => panic!("{} decodes", s.name),
+                Err(e) => format!("{e:?}").split([' ', '{']).next().unwrap_or_default().to_string(),
+            })
+            .collect();
+        errors.sort();
+        assert_eq!(
+            errors,
+            [
+                "AddressLength",
+                "BadOptions",
+                "BadPointer",
+                "BadPointer",
+                "BadPointer",
+                "DuplicateOpt",
+                "OptNotRoot",
+                "OptOutsideAdditional",
+                "RdataOverrun",
+                "RdataTooShort",
+                "Truncated",
+                "Truncated",
+                "TxtNotTiling"
+            ]
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! |----------------------------------|----------------------------------------------------------------|
 //! | `echo`                           | answers a TXT `cd=0/1 do=0/1` and returns the query's EDNS options, plus an extended error 18 "echoed" |
 //! | `opaque TYPE HEX`                | answers one record of an unmodelled type with the given RDATA   |
+//! | `relay HEX`                      | answers with the upstream message HEX, decoded whole and passed on as a forwarder does |
 //! | `requestion NAME`                | asks the rest of the chain NAME instead, answers a CNAME to it followed by its answer |
 //! | `counter KEY`                    | answers a TXT `KEY n` counting queries, the count kept across reloads while KEY stays |
 //! | `slow_ready NAME DELAY [BOUND]`  | answers TXT NAME; a new instance holds the swap for DELAY (at most BOUND, default 5s) |
@@ -23,7 +24,9 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use clusterdns::corefile::{Args, Directive, Error, Pos, once};
-use clusterdns::dns::{ExtendedError, Name, RData, Rcode, Record, RecordType, Request, Response};
+use clusterdns::dns::{
+    ExtendedError, Message, Name, RData, Rcode, Record, RecordType, Request, Response, decode_message,
+};
 use clusterdns::plugin::handles::{Fatal, Resolver, Serving};
 use clusterdns::plugin::registry::{PluginEntry, PluginSet};
 use clusterdns::plugin::setup::{DynConfig, ParseCtx, PluginConfig, SetupCtx};
@@ -41,6 +44,7 @@ static ORDER: LazyLock<Vec<PluginEntry>> = LazyLock::new(|| {
         PluginEntry { name: "record", parse: record },
         PluginEntry { name: "echo", parse: echo },
         PluginEntry { name: "opaque", parse: opaque },
+        PluginEntry { name: "relay", parse: relay },
         PluginEntry { name: "counter", parse: counter },
         PluginEntry { name: "slow_ready", parse: slow_ready },
         PluginEntry { name: "resolve", parse: resolve },
@@ -132,6 +136,25 @@ impl Plugin for Opaque {
         resp.push_extended_error(&ExtendedError::new(ExtendedError::OTHER, "opaque here"));
         Ok(resp)
     }
+}
+
+// relay HEX: an upstream's whole message, as a forwarder receives it, passed on.
+simple_plugin!(relay, RelayConfig, "relay", |c, _ctx| {
+    let message = decode_message(&hex(&c.args[0])).expect("relay: the test gives a well-formed message");
+    Ok(Some(Arc::new(Relay(message))))
+});
+struct Relay(Message);
+impl Plugin for Relay {
+    fn name(&self) -> &'static str {
+        "relay"
+    }
+    async fn serve<'a>(&'a self, _req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
+        Ok(self.0.clone().into_response("relay"))
+    }
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
 }
 
 // requestion NAME: what autopath and rewrite do, another question down the chain.
