@@ -79,7 +79,9 @@ pub trait Plugin: Send + Sync + 'static {
     /// classifies them, loadbalance reorders them, a cache stores them). An answer kept encoded
     /// ([`Response::wire`]) is turned into records before such a plugin gets it; a plugin that
     /// only reads the rcode and flags or passes answers on (errors, prometheus) says `false`, so
-    /// that a cache hit reaches the server still encoded. When unsure, keep the default.
+    /// that a cache hit reaches the server still encoded. Such a plugin must not add records
+    /// either: the sections of an answer kept encoded are written from its bytes alone. When
+    /// unsure, keep the default.
     fn reads_answers(&self) -> bool {
         true
     }

@@ -61,6 +61,12 @@ pub fn encode_response(out: &mut Vec<u8>, req: &Request, resp: &Response) -> Enc
     }
     let opt_len = opt.as_ref().map_or(0, Opt::len);
     w.limit -= opt_len;
+    // Records added beside encoded sections would be lost: a plugin that adds records reads
+    // answers (`Plugin::reads_answers`), and so gets records, never encoded sections.
+    debug_assert!(
+        resp.wire().is_none() || (resp.answer.is_empty() && resp.authority.is_empty() && resp.additional.is_empty()),
+        "records added to a response carrying encoded sections"
+    );
     let (an, ns, mut ar, cut) = match resp.wire() {
         Some((wire, ttl)) if wire.follows(req.client_question()) => w.wire(wire, ttl),
         // Asked under another name than the one it was encoded after (a plugin in front changed
