@@ -161,11 +161,12 @@ impl Inner {
         };
         m.hits[entry.kind as usize].inc();
 
-        if entry.remaining(now) > 0 {
-            if self.popular(&entry, now) {
+        let left = entry.remaining(now);
+        if left > 0 {
+            if self.popular(&entry, now, left) {
                 self.refresh(&entry, req, next, key, Refresh::Prefetch);
             }
-            return Ok(self.reply(&entry, req, now, Freshness::Fresh));
+            return Ok(self.reply(&entry, req, left, Freshness::Fresh));
         }
         // Stale, and within the serve_stale window (lookup saw to that).
         let stale = self.config.stale.expect("only serve_stale keeps expired entries servable");
@@ -179,14 +180,14 @@ impl Inner {
                     tokio::time::timeout(stale.verify_timeout, flight).await.ok().flatten()
                 };
                 if let Some(fresh) = refreshed {
-                    return Ok(self.reply(&fresh, req, Instant::now(), Freshness::Fresh));
+                    return Ok(self.reply(&fresh, req, fresh.remaining(Instant::now()), Freshness::Fresh));
                 }
             }
         } else {
             self.refresh(&entry, req, next, key, Refresh::Stale);
         }
         m.served_stale.inc();
-        Ok(self.reply(&entry, req, now, Freshness::Stale))
+        Ok(self.reply(&entry, req, left, Freshness::Stale))
     }
 
     /// The key of `req`'s question and bits.
@@ -200,13 +201,11 @@ impl Inner {
         let stale_for = self.config.stale.map_or(Duration::ZERO, |s| s.up_to);
         let (dnssec_ok, checking_disabled) = (req.dnssec_ok(), req.checking_disabled());
         let servable = |e: &Arc<Entry>| e.matches(req, dnssec_ok, checking_disabled) && e.servable(now, stale_for);
-        let positive = || self.success.get(key).filter(servable);
-        match self.denial.get(key).filter(servable) {
-            // A failure is transient: it never hides an answer known to be good (coredns#7956).
-            Some(failure) if failure.failure => positive().or(Some(failure)),
-            Some(denial) => Some(denial),
-            None => positive(),
-        }
+        // The positive entry first: one lookup for the commonest hit. Storing a denial that is not
+        // a failure removes the positive entry of its key (see `store`), so a denial found beside
+        // a positive entry is a failure, and a failure never hides an answer known to be good
+        // (coredns#7956).
+        self.success.get(key).filter(servable).or_else(|| self.denial.get(key).filter(servable))
     }
 
     /// A miss: runs the rest of the chain, caches what it answers when it may, and returns it.
@@ -317,7 +316,7 @@ impl Inner {
     /// Counts a hit for `prefetch` and says whether the entry is now popular and close enough to
     /// expiring to be refreshed (CoreDNS's `shouldPrefetch`): AMOUNT hits, each within DURATION of
     /// the one before, and at most PERCENTAGE of its TTL left (at least the last second).
-    fn popular(&self, e: &Entry, now: Instant) -> bool {
+    fn popular(&self, e: &Entry, now: Instant, left: i64) -> bool {
         let Some(p) = self.config.prefetch else { return false };
         let hits = {
             let mut f = e.freq.lock().expect("freq lock");
@@ -326,7 +325,7 @@ impl Inner {
             f.hits
         };
         let threshold = (p.percentage as u64 * e.ttl as u64).div_ceil(100) as i64;
-        hits >= p.amount && e.remaining(now) <= threshold
+        hits >= p.amount && left <= threshold
     }
 
     /// Starts refreshing `e` in the background unless a refresh of it is in flight (then that
@@ -392,12 +391,12 @@ impl Inner {
         fresh
     }
 
-    /// The answer to `req` from `e`.
-    fn reply(&self, e: &Entry, req: &Request, now: Instant, freshness: Freshness) -> Response {
+    /// The answer to `req` from `e`, which has `left` seconds of freshness.
+    fn reply(&self, e: &Entry, req: &Request, left: i64, freshness: Freshness) -> Response {
         let ttl = match freshness {
             Freshness::Stale => self.config.stale.map_or(0, |s| s.response_ttl),
             Freshness::Fresh if self.config.keepttl => e.ttl,
-            Freshness::Fresh => e.remaining(now).max(0) as u32,
+            Freshness::Fresh => left.max(0) as u32,
         };
         // No allocation: the sections are shared, and written by the server with this TTL.
         let mut resp = Response::with_rcode(NAME, e.rcode).with_wire(e.sections.clone(), Some(ttl));
