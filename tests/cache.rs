@@ -1,5 +1,7 @@
-//! cache over real sockets: hits and their TTLs, the client's case, truncation to the client's
-//! size, the DO and CD bits, serve_stale while the plugin after the cache fails, metrics with
+//! cache over real sockets: hits and their TTLs counting down (and `keepttl`), the client's case,
+//! truncation to the client's size, the DO and CD bits, denials cached apart for the SOA minimum,
+//! `servfail`, `prefetch`, `serve_stale` while the plugin after the cache fails, `disable`,
+//! evictions, CoreDNS's known failures (coredns#8261, #6642, #7956, #4324, #7963), metrics with
 //! CoreDNS's names and labels, reloads, and the kubeadm Corefile's `cache` lines.
 
 mod common;
@@ -640,4 +642,43 @@ fn regression_coredns_4324_7963_a_name_is_refreshed_once_however_many_ask() {
         })
         .unwrap_or_else(|| panic!("{name}: never refreshed"));
     }
+}
+
+/// `disable denial ZONE` passes denials under ZONE on uncached (every query reaches the plugin
+/// after), while positive answers there and denials elsewhere are cached.
+#[test]
+fn disable_denial_leaves_denials_of_its_zones_uncached() {
+    let sw = switch("disable");
+    let s = ScriptServer::start(
+        ". {\n    cache {\n        disable denial uncached.example\n    }\n    script disable\n}\n",
+    );
+    sw.ttl.store(60, Ordering::SeqCst);
+    for _ in 0..2 {
+        assert_eq!(a_record(&ask(s.addr(), "a.uncached.example.", None, false)).1, "10.0.0.1");
+    }
+    assert_eq!(sw.calls(), 1, "positive answers are cached");
+    sw.set(NXDOMAIN);
+    for _ in 0..3 {
+        assert_eq!(ask(s.addr(), "nx.uncached.example.", None, false).response_code, ResponseCode::NXDomain);
+        assert_eq!(ask(s.addr(), "nx.cached.example.", None, false).response_code, ResponseCode::NXDomain);
+    }
+    assert_eq!(sw.calls(), 1 + 3 + 1);
+}
+
+/// A full cache pushes entries out to make room, counts them, and holds at most its capacity.
+#[test]
+fn a_full_cache_evicts_and_counts_its_evictions() {
+    let sw = switch("evict");
+    sw.ttl.store(600, Ordering::SeqCst);
+    let s = ScriptServer::start(
+        ". {\n    prometheus :9153\n    cache {\n        success 1024\n    }\n    script evict\n}\n",
+    );
+    for i in 0..1500 {
+        let m = ask(s.addr(), &format!("n{i}.example."), None, false);
+        assert_eq!(m.response_code, ResponseCode::NoError);
+    }
+    let entries = s.metric_with("coredns_cache_entries", &[("type", "success")]);
+    let evicted = s.metric_with("coredns_cache_evictions_total", &[("type", "success")]);
+    assert!(entries <= 1024.0 && evicted >= 1500.0 - 1024.0, "{entries} entries, {evicted} evicted");
+    assert_eq!(entries + evicted, 1500.0);
 }
