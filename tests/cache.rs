@@ -682,3 +682,23 @@ fn a_full_cache_evicts_and_counts_its_evictions() {
     assert!(entries <= 1024.0 && evicted >= 1500.0 - 1024.0, "{entries} entries, {evicted} evicted");
     assert_eq!(entries + evicted, 1500.0);
 }
+
+/// Plugins in front that read answers (log, loadbalance: kubeadm's Corefile has loadbalance) get
+/// a hit as records read back from the entry's bytes, and the client gets them all.
+#[test]
+fn hits_reach_plugins_in_front_that_read_answers_as_records() {
+    let hosts: String = (1..=4).map(|i| format!("10.0.2.{i} lb.example.org\n")).collect();
+    let s = start_with_hosts(&hosts, ". {\n    log\n    loadbalance\n    cache 30\n    hosts example.hosts\n}\n");
+    let mut orders = BTreeSet::new();
+    for _ in 0..20 {
+        let m = query_udp(s.addr(), "LB.example.org.", RecordType::A);
+        let mut got = rrs(&m.answers);
+        orders.insert(got.clone());
+        got.sort();
+        let want: Vec<String> =
+            (1..=4).map(|i| format!("LB.example.org. {} IN A 10.0.2.{i}", m.answers[0].ttl)).collect();
+        assert_eq!(got, want);
+        assert!(m.answers[0].ttl <= 30);
+    }
+    assert!(orders.len() > 1, "loadbalance shuffled the cached records");
+}

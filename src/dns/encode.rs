@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::decode::{ErrorReply, Question, flags};
+use super::decode::{ErrorReply, HEADER_LEN, Question, flags};
 use super::edns::{Edns, EdnsOptions};
 use super::name::wire_eq;
 use super::{Name, Opcode, RData, Rcode, Record, RecordType, Request, Response};
@@ -71,7 +71,10 @@ pub fn encode_response(out: &mut Vec<u8>, req: &Request, resp: &Response) -> Enc
         Some((wire, ttl)) if wire.follows(req.client_question()) => w.wire(wire, ttl),
         // Asked under another name than the one it was encoded after (a plugin in front changed
         // the question): its pointers would be wrong, so its records are written afresh.
-        Some((wire, ttl)) => w.sections([&wire.answer, &wire.authority, &wire.additional], ttl),
+        Some((wire, ttl)) => {
+            let [answer, authority, additional] = wire.records();
+            w.sections([&answer, &authority, &additional], ttl)
+        }
         None => w.sections([&resp.answer, &resp.authority, &resp.additional], None),
     };
     let truncated = resp.truncated || cut;
@@ -157,26 +160,25 @@ fn opt_for<'a>(e: &Edns, rcode: Rcode, options: &'a EdnsOptions) -> Opt<'a> {
 
 /// An answer encoded once, to be written again for every query asking the same question (a
 /// cache's entry): the answer, authority and additional sections as they follow a question for
-/// `qname`, compressed as [`encode_response`] compresses them, with where each record ends and
-/// where its TTL is; and the records themselves, for plugins that look at them and for questions
-/// spelled at another length.
+/// one name, compressed as [`encode_response`] compresses them, with where each record ends and
+/// where its TTL is. The records themselves are not kept: [`records`](Self::records) reads them
+/// back from the bytes, for plugins that look at them, at a fraction of the memory.
 ///
 /// Writing it is a copy and a patch of the TTLs: no allocation, no name compression search. The
 /// bytes depend on the question's name only through its length and the suffixes names point to,
 /// which any spelling of the same name shares (names compare without regard to case, RFC 4343);
 /// [`follows`](Self::follows) checks it.
 pub struct WireAnswer {
-    qname: Name,
+    /// A message: a header (zeros), the question (type and class zero) and the three sections.
     bytes: Box<[u8]>,
+    /// Where the sections start: the header and question's length.
+    start: u16,
     /// Answer, authority and additional record counts.
     counts: [u16; 3],
-    /// Where each record ends, from the start of `bytes`, in order.
-    ends: Box<[u16]>,
-    /// Where each record's TTL is, from the start of `bytes`, in order.
-    ttl_at: Box<[u16]>,
-    pub(super) answer: Vec<Record>,
-    pub(super) authority: Vec<Record>,
-    pub(super) additional: Vec<Record>,
+    /// For each record in order, where it ends and where its TTL is, from `start`.
+    marks: Box<[(u16, u16)]>,
+    /// The records' size without name compression, for [`Response::uncompressed_len`].
+    uncompressed: u32,
 }
 
 impl WireAnswer {
@@ -187,9 +189,9 @@ impl WireAnswer {
         let mut buf = Vec::with_capacity(512);
         let mut w = Writer::new(&mut buf, u16::MAX as usize);
         w.header(0, 0);
-        w.question(&Question { name: qname.clone(), qtype: RecordType(0), qclass: super::Class::IN });
+        w.question(&Question { name: qname.clone(), qtype: RecordType(0), qclass: super::Class(0) });
         let start = w.buf.len();
-        let (mut counts, mut ends, mut ttl_at) = ([0u16; 3], Vec::new(), Vec::new());
+        let (mut counts, mut marks, mut uncompressed) = ([0u16; 3], Vec::new(), 0usize);
         'sections: for (i, section) in sections.iter().enumerate() {
             for r in section {
                 let (mark, names) = (w.buf.len(), w.names.len());
@@ -200,34 +202,29 @@ impl WireAnswer {
                     break 'sections;
                 }
                 counts[i] += 1;
-                ends.push((w.buf.len() - start) as u16);
-                ttl_at.push((ttl - start) as u16);
+                marks.push(((w.buf.len() - start) as u16, (ttl - start) as u16));
+                uncompressed += r.name.wire_len() + 10 + r.data.uncompressed_len();
             }
         }
-        let [mut answer, mut authority, mut additional] = sections;
-        answer.truncate(counts[0] as usize);
-        authority.truncate(counts[1] as usize);
-        additional.truncate(counts[2] as usize);
         Arc::new(WireAnswer {
-            qname: qname.clone(),
-            bytes: buf[start..].into(),
+            bytes: buf.into(),
+            start: start as u16,
             counts,
-            ends: ends.into(),
-            ttl_at: ttl_at.into(),
-            answer,
-            authority,
-            additional,
+            marks: marks.into(),
+            uncompressed: uncompressed as u32,
         })
     }
 
-    /// Whether its bytes may follow `question` (the same name, in any case).
+    /// Whether its bytes may follow `question` (the same name, in any case: label lengths are
+    /// below 64, so ASCII case folding touches only the letters of a name's wire form).
     pub fn follows(&self, question: &Question) -> bool {
-        question.name == self.qname
+        let qname = &self.bytes[HEADER_LEN..self.start as usize - 4];
+        qname.eq_ignore_ascii_case(question.name.as_wire())
     }
 
     /// The bytes of the three sections, without their header or question.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[self.start as usize..]
     }
 
     /// The answer, authority and additional record counts.
@@ -235,19 +232,22 @@ impl WireAnswer {
         self.counts
     }
 
-    /// The records, section by section, with the TTLs they were encoded with.
-    pub fn records(&self) -> [&[Record]; 3] {
-        [&self.answer, &self.authority, &self.additional]
+    /// The records, section by section, with the TTLs they were encoded with, read back from the
+    /// bytes. Allocates one vector per non-empty section.
+    pub fn records(&self) -> [Vec<Record>; 3] {
+        super::message::decode_sections(&self.bytes, self.start as usize, self.counts)
+            .expect("sections written by the encoder decode")
+    }
+
+    /// The records' size without name compression.
+    pub fn uncompressed_len(&self) -> usize {
+        self.uncompressed as usize
     }
 }
 
 impl PartialEq for WireAnswer {
     fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other)
-            || (self.qname == other.qname
-                && self.answer == other.answer
-                && self.authority == other.authority
-                && self.additional == other.additional)
+        std::ptr::eq(self, other) || (self.bytes == other.bytes && self.counts == other.counts)
     }
 }
 
@@ -255,13 +255,7 @@ impl Eq for WireAnswer {}
 
 impl std::fmt::Debug for WireAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WireAnswer")
-            .field("qname", &self.qname)
-            .field("bytes", &self.bytes.len())
-            .field("answer", &self.answer)
-            .field("authority", &self.authority)
-            .field("additional", &self.additional)
-            .finish()
+        f.debug_struct("WireAnswer").field("bytes", &self.bytes()).field("counts", &self.counts).finish()
     }
 }
 
@@ -355,7 +349,7 @@ impl<'a> Writer<'a> {
     fn wire(&mut self, wire: &WireAnswer, ttl: Option<u32>) -> (u16, u16, u16, bool) {
         let start = self.buf.len();
         let room = self.limit.saturating_sub(start);
-        let fit = wire.ends.partition_point(|&end| end as usize <= room);
+        let fit = wire.marks.partition_point(|&(end, _)| end as usize <= room);
         let [an, ns, ar] = wire.counts.map(usize::from);
         let (an, ns, ar, cut) = if fit >= an + ns {
             (an, ns, (fit - an - ns).min(ar), false)
@@ -365,10 +359,10 @@ impl<'a> Writer<'a> {
             (fit, 0, 0, true)
         };
         let kept = an + ns + ar;
-        let len = kept.checked_sub(1).map_or(0, |last| wire.ends[last] as usize);
-        self.buf.extend_from_slice(&wire.bytes[..len]);
+        let len = kept.checked_sub(1).map_or(0, |last| wire.marks[last].0 as usize);
+        self.buf.extend_from_slice(&wire.bytes()[..len]);
         if let Some(ttl) = ttl {
-            for &at in &wire.ttl_at[..kept] {
+            for &(_, at) in &wire.marks[..kept] {
                 let at = start + at as usize;
                 self.buf[at..at + 4].copy_from_slice(&ttl.to_be_bytes());
             }
@@ -843,6 +837,29 @@ mod tests {
         assert_eq!((carried.authority.len(), carried.additional.len()), (1, 3));
         assert!(carried.answer.iter().chain(&carried.additional).all(|r| r.ttl == 7));
         assert_eq!(carried.answer[1], Record { ttl: 7, ..resp.answer[1].clone() });
+    }
+
+    /// The records are not kept beside the bytes: they are read back from them, the same
+    /// records, for every shape, an RRSIG's bytes included, the TTLs as stored.
+    #[test]
+    fn a_wire_answers_records_are_read_back_as_written() {
+        let mut shapes = shapes();
+        let mut signed = Response::new("t");
+        signed.answer.push(a("www.example.org", [10, 0, 0, 1]));
+        let sig = RData::Opaque { rtype: RecordType(46), data: (0u8..40).collect::<Vec<u8>>().into() };
+        signed.answer.push(Record::new(Name::parse("WWW.example.org").unwrap(), 300, sig));
+        shapes.push(signed);
+        for (i, resp) in shapes.into_iter().enumerate() {
+            let mut carried = as_wire(&resp, "Www.Example.Org", None);
+            let req = request(&query("www.example.org", RecordType::A, None), Proto::Udp);
+            assert_eq!(carried.uncompressed_len(&req), resp.uncompressed_len(&req), "shape {i}");
+            carried.materialize();
+            assert_eq!(
+                (carried.answer, carried.authority, carried.additional),
+                (resp.answer, resp.authority, resp.additional),
+                "shape {i}"
+            );
+        }
     }
 
     #[test]

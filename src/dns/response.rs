@@ -109,30 +109,31 @@ impl Response {
     /// vector per non-empty section.
     pub fn materialize(&mut self) {
         let Some((wire, ttl)) = self.wire.take() else { return };
-        for (to, from) in [
-            (&mut self.answer, &wire.answer),
-            (&mut self.authority, &wire.authority),
-            (&mut self.additional, &wire.additional),
-        ] {
-            to.extend(from.iter().map(|r| Record { ttl: ttl.unwrap_or(r.ttl), ..r.clone() }));
+        let [mut answer, mut authority, mut additional] = wire.records();
+        if let Some(ttl) = ttl {
+            for r in answer.iter_mut().chain(&mut authority).chain(&mut additional) {
+                r.ttl = ttl;
+            }
         }
+        (self.answer, self.authority, self.additional) = (answer, authority, additional);
     }
 
     /// NOERROR without answers: the name exists but has no records of the asked type.
     pub fn is_nodata(&self) -> bool {
-        let answers = self.wire.as_ref().map_or(self.answer.len(), |(w, _)| w.answer.len());
+        let answers = self.wire.as_ref().map_or(self.answer.len(), |(w, _)| w.counts()[0].into());
         self.rcode == Rcode::NOERROR && answers == 0
     }
 
     /// The size of this response on the wire without name compression, as CoreDNS's `{rsize}`
     /// reports it: header, question, records and the OPT record when the query had EDNS.
     pub fn uncompressed_len(&self, req: &Request) -> usize {
-        let sections = match &self.wire {
-            Some((w, _)) => [&w.answer, &w.authority, &w.additional],
-            None => [&self.answer, &self.authority, &self.additional],
+        let rr: usize = match &self.wire {
+            Some((w, _)) => w.uncompressed_len(),
+            None => {
+                let records = self.answer.iter().chain(&self.authority).chain(&self.additional);
+                records.map(|r| r.name.wire_len() + 10 + r.data.uncompressed_len()).sum()
+            }
         };
-        let records = sections.into_iter().flatten();
-        let rr: usize = records.map(|r| r.name.wire_len() + 10 + r.data.uncompressed_len()).sum();
         let opt = if req.edns().is_some() { 11 + self.options.as_wire().len() } else { 0 };
         12 + req.client_question().name.wire_len() + 4 + rr + opt
     }
