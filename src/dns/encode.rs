@@ -73,7 +73,7 @@ pub fn encode_response(out: &mut Vec<u8>, req: &Request, resp: &Response) -> Enc
         // the question): its pointers would be wrong, so its records are written afresh.
         Some((wire, ttl)) => {
             let [answer, authority, additional] = wire.records();
-            w.sections([&answer, &authority, &additional], ttl)
+            w.sections([answer, authority, additional], ttl)
         }
         None => w.sections([&resp.answer, &resp.authority, &resp.additional], None),
     };
@@ -161,8 +161,9 @@ fn opt_for<'a>(e: &Edns, rcode: Rcode, options: &'a EdnsOptions) -> Opt<'a> {
 /// An answer encoded once, to be written again for every query asking the same question (a
 /// cache's entry): the answer, authority and additional sections as they follow a question for
 /// one name, compressed as [`encode_response`] compresses them, with where each record ends and
-/// where its TTL is. The records themselves are not kept: [`records`](Self::records) reads them
-/// back from the bytes, for plugins that look at them, at a fraction of the memory.
+/// where its TTL is. The records themselves are read back from the bytes the first time a
+/// plugin looks at them ([`records`](Self::records)), and kept from then on: an answer no such
+/// plugin reads costs its bytes only, one that is read is decoded once, not on every hit.
 ///
 /// Writing it is a copy and a patch of the TTLs: no allocation, no name compression search. The
 /// bytes depend on the question's name only through its length and the suffixes names point to,
@@ -179,6 +180,8 @@ pub struct WireAnswer {
     marks: Box<[(u16, u16)]>,
     /// The records' size without name compression, for [`Response::uncompressed_len`].
     uncompressed: u32,
+    /// The records, once read back.
+    records: std::sync::OnceLock<Box<[Vec<Record>; 3]>>,
 }
 
 impl WireAnswer {
@@ -212,6 +215,7 @@ impl WireAnswer {
             counts,
             marks: marks.into(),
             uncompressed: uncompressed as u32,
+            records: std::sync::OnceLock::new(),
         })
     }
 
@@ -232,11 +236,13 @@ impl WireAnswer {
         self.counts
     }
 
-    /// The records, section by section, with the TTLs they were encoded with, read back from the
-    /// bytes. Allocates one vector per non-empty section.
-    pub fn records(&self) -> [Vec<Record>; 3] {
-        super::message::decode_sections(&self.bytes, self.start as usize, self.counts)
-            .expect("sections written by the encoder decode")
+    /// The records, section by section, with the TTLs they were encoded with: read back from the
+    /// bytes the first time, kept after.
+    pub fn records(&self) -> &[Vec<Record>; 3] {
+        self.records.get_or_init(|| {
+            let sections = super::message::decode_sections(&self.bytes, self.start as usize, self.counts);
+            Box::new(sections.expect("sections written by the encoder decode"))
+        })
     }
 
     /// The records' size without name compression.

@@ -109,13 +109,11 @@ impl Response {
     /// vector per non-empty section.
     pub fn materialize(&mut self) {
         let Some((wire, ttl)) = self.wire.take() else { return };
-        let [mut answer, mut authority, mut additional] = wire.records();
-        if let Some(ttl) = ttl {
-            for r in answer.iter_mut().chain(&mut authority).chain(&mut additional) {
-                r.ttl = ttl;
-            }
-        }
-        (self.answer, self.authority, self.additional) = (answer, authority, additional);
+        let [answer, authority, additional] = wire.records();
+        let copy = |records: &[Record]| -> Vec<Record> {
+            records.iter().map(|r| Record { ttl: ttl.unwrap_or(r.ttl), ..r.clone() }).collect()
+        };
+        (self.answer, self.authority, self.additional) = (copy(answer), copy(authority), copy(additional));
     }
 
     /// NOERROR without answers: the name exists but has no records of the asked type.
