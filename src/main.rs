@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clusterdns::cli::{self, USAGE};
 use clusterdns::plugins::ORDER;
-use clusterdns::server::{Options, Server, config};
+use clusterdns::server::{Options, Server, config, listen};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -38,6 +38,11 @@ fn main() -> ExitCode {
     }
 
     clusterdns::logging::init();
+    // As Go's runtime does for CoreDNS: the soft descriptor limit up to the hard one, so DNS
+    // connections are bounded by what the system allows, not by a shell's default of 1,024.
+    if let Err(e) = listen::raise_descriptor_limit() {
+        tracing::warn!("cannot raise the open file limit to its hard limit: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -77,16 +82,25 @@ fn main() -> ExitCode {
     })
 }
 
-/// `-validate`: parse the Corefile and every directive, bind nothing, report every error.
+/// `-validate`: parse the Corefile and every directive, bind nothing, report every error. With
+/// no `-conf` and no `./Corefile` it checks the built-in default, as the server would start it.
 fn validate(cli: &cli::Cli) -> ExitCode {
-    let path = cli.conf.clone().unwrap_or_else(|| "Corefile".into());
-    let parsed = match std::fs::read_to_string(&path) {
-        Ok(text) => clusterdns::corefile::parse_str(&path.display().to_string(), &text, &|k| std::env::var(k).ok()),
-        Err(e) => {
-            eprintln!("{}: cannot read the Corefile: {e}", path.display());
-            return ExitCode::FAILURE;
+    let (name, text) = match &cli.conf {
+        None if !std::path::Path::new("Corefile").exists() => {
+            ("the built-in default Corefile".to_string(), config::default_corefile(cli.dns_port))
+        }
+        conf => {
+            let path = conf.clone().unwrap_or_else(|| "Corefile".into());
+            match std::fs::read_to_string(&path) {
+                Ok(text) => (path.display().to_string(), text),
+                Err(e) => {
+                    eprintln!("{}: cannot read the Corefile: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
         }
     };
+    let parsed = clusterdns::corefile::parse_str(&name, &text, &|k| std::env::var(k).ok());
     let result = parsed.map_err(Into::into).and_then(|c| {
         for w in &c.warnings {
             eprintln!("warning: {w}");
@@ -95,7 +109,7 @@ fn validate(cli: &cli::Cli) -> ExitCode {
     });
     match result {
         Ok(plan) => {
-            println!("{}: valid, {} server block(s)", path.display(), plan.blocks.len());
+            println!("{name}: valid, {} server block(s)", plan.blocks.len());
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -94,6 +94,22 @@ fn validate_prints_every_error_with_its_position() {
     );
 }
 
+/// With no `-conf` and no `./Corefile` the server starts on its built-in default, so that is
+/// what `-validate` checks (it failed on the missing file while the server started).
+#[test]
+fn validate_without_a_corefile_checks_the_built_in_default() {
+    let dir = tempdir();
+    let (code, out, err) = run(dir.path(), &["-validate", "-dns.port", "1053"]);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (Some(0), "the built-in default Corefile: valid, 1 server block(s)\n", "")
+    );
+    // A named file that is missing is still an error, as is a `-conf` Corefile that is.
+    let (code, _, err) = run(dir.path(), &["-validate", "-conf", "Corefile"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(err, "Corefile: cannot read the Corefile: No such file or directory (os error 2)\n");
+}
+
 #[test]
 fn validate_names_a_missing_file() {
     let (code, _, err) = run(&std::env::temp_dir(), &["-validate", "-conf", "/nonexistent/Corefile"]);

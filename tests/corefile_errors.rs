@@ -214,7 +214,26 @@ static CASES: &[Case] = &[
     case(
         "same bind address twice",
         ". {\n    bind 127.0.0.1\n    whoami\n}\n. {\n    bind 127.0.0.1\n    whoami\n}\n",
-        &["$DIR/Corefile:5:1: dns://.:53 is already served by the server block at $DIR/Corefile:1:1"],
+        // At the second bind's address, not at the block (which was "5:1").
+        &[
+            "$DIR/Corefile:6:10: bind: dns://.:53 on 127.0.0.1 is already served by the server block at $DIR/Corefile:1:1",
+        ],
+    ),
+    case(
+        "same address twice in one bind",
+        ". {\n    bind 127.0.0.1 ::1 127.0.0.1\n    whoami\n}\n",
+        &["$DIR/Corefile:2:24: bind: '127.0.0.1' is given twice (first at $DIR/Corefile:2:10)"],
+    ),
+    case(
+        "an unbound block clashing with a bound one",
+        ". {\n    whoami\n}\n. {\n    bind 127.0.0.1\n    whoami\n}\n",
+        &["$DIR/Corefile:5:10: bind: dns://.:53 on 127.0.0.1 overlaps the server block at $DIR/Corefile:1:1: a block \
+             without 'bind' listens on every address"],
+    ),
+    case(
+        "bind argument neither address nor interface",
+        ". {\n    bind 10.0.0.1/8\n    whoami\n}\n",
+        &["$DIR/Corefile:2:10: bind: not a valid IP address or interface name: '10.0.0.1/8'"],
     ),
     // Plugin options.
     case(
@@ -253,7 +272,7 @@ static CASES: &[Case] = &[
         via: Via::Start,
         files: &[],
         corefile: ". {\n    bind nosuchiface0\n    whoami\n}\n",
-        errors: &["$DIR/Corefile:2:5: bind: interface 'nosuchiface0' has no usable address"],
+        errors: &["$DIR/Corefile:2:10: bind: interface 'nosuchiface0' has no usable address"],
     },
     Case {
         name: "bind excludes every address",
@@ -349,6 +368,11 @@ static PLUGIN_OPTION_CASES: &[(&str, &str)] = &[
         ". {\n    hosts {\n        reload 5\n    }\n}\n",
         "Corefile:3:16: hosts: expected a reload interval (a duration such as 30s), got '5'",
     ),
+    (
+        ". {\n    hosts {\n        10.0.0.300 web.example.org\n    }\n}\n",
+        "Corefile:3:9: hosts: invalid address '10.0.0.300' in an inline entry (ADDRESS NAME...)",
+    ),
+    (". {\n    reload 10s 500ms\n}\n", "Corefile:2:16: reload: jitter value must be 0 or greater or equal to 1s"),
     (
         ". {\n    loadbalance random\n}\n",
         "Corefile:2:17: loadbalance: unknown policy 'random': expected round_robin or weighted",
@@ -478,4 +502,34 @@ fn coredns_readme_examples_parse_and_plan_unchanged() {
         }
     }
     assert!(planned >= 24, "only {planned} examples planned");
+}
+
+/// Corefiles CoreDNS accepts that clusterdns once refused: each must pass `-validate` (exit 0,
+/// nothing on stderr but warnings) and start.
+static ACCEPTED_BY_COREDNS: &[&str] = &[
+    // Jitter 0 is no jitter (CoreDNS: `reload 10s 0`).
+    ". {\n    reload 10s 0\n    whoami\n}\n",
+    ". {\n    reload 2s 0s\n    whoami\n}\n",
+    // Two blocks on one zone and port, bound to different addresses.
+    ". {\n    bind 127.0.0.1\n    whoami\n}\n. {\n    bind 127.0.0.2\n    whoami\n}\n",
+    // An interface name bind cannot find here is a host matter, not a validation error.
+    ". {\n    bind eth-test0\n    whoami\n}\n",
+];
+
+#[test]
+fn corefiles_coredns_accepts_validate() {
+    for (i, text) in ACCEPTED_BY_COREDNS.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Corefile"), text).unwrap();
+        let mut p = Process::spawn(dir.path(), &["-validate", "-conf", "Corefile"]);
+        let code = p.wait_exit(TIMEOUT);
+        let said: Vec<String> = p.all_lines(TIMEOUT).into_iter().filter(|l| !l.starts_with("warning: ")).collect();
+        assert!(
+            code == Some(0) && said.len() == 1 && said[0].starts_with("Corefile: valid, "),
+            "{text}: {code:?} {said:?}"
+        );
+        if i < 3 {
+            TestServer::try_start(text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        }
+    }
 }

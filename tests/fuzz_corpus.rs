@@ -5,6 +5,8 @@
 
 #[path = "../fuzz/oracle/hickory.rs"]
 mod hickory_oracle;
+#[path = "../fuzz/oracle/query.rs"]
+mod query_oracle;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +17,7 @@ use clusterdns::fuzzing::seeds::{
     readme_corefiles,
 };
 use clusterdns::fuzzing::{
-    MessageOutcome, QueryHarness, corefile_signature, explore, fuzz_corefile, fuzz_message, hex, unhex,
+    Expected, MessageOutcome, QueryHarness, corefile_signature, explore, fuzz_corefile, fuzz_message, hex, unhex,
 };
 use hickory_oracle::Agreement;
 
@@ -65,7 +67,7 @@ fn query_corpus_gets_checked_replies() {
     let seeds = query_seeds();
     let mut answered = 0;
     for s in &seeds {
-        let out = h.run(&s.data);
+        let out = h.run(&s.data, &query_oracle::verdict(&s.data));
         // A second, independent reader of every reply: hickory's.
         for reply in [&out.udp, &out.tcp].into_iter().flatten() {
             answered += 1;
@@ -82,7 +84,14 @@ fn query_mutations_never_panic_and_always_answer() {
     let h = QueryHarness::new();
     let seeds: Vec<Vec<u8>> = query_seeds().into_iter().map(|s| s.data).collect();
     let start = Instant::now();
-    let distinct = explore(&seeds, QUERY_ITERATIONS, RNG_SEED, QUERY_DICTIONARY, |d| h.run(d), |o| o.signature());
+    let distinct = explore(
+        &seeds,
+        QUERY_ITERATIONS,
+        RNG_SEED,
+        QUERY_DICTIONARY,
+        |d| h.run(d, &query_oracle::verdict(d)),
+        |o| o.signature(),
+    );
     eprintln!("query: {QUERY_ITERATIONS} mutations in {:?}, {distinct} distinct outcomes", start.elapsed());
     assert!(distinct > 8, "only {distinct} distinct outcomes");
 }
@@ -130,28 +139,44 @@ fn message_mutations_never_panic_and_agree_with_hickory() {
     assert!(agreements.get("Same").is_some_and(|&n| n > MESSAGE_ITERATIONS / 50), "{agreements:?}");
 }
 
-/// What cargo-fuzz left in this checkout (its grown corpus, and any crash artifacts), replayed
-/// on stable so a crash found locally reproduces as a failing test. Absent in CI: nothing to do.
+/// The committed regression inputs (`tests/data/fuzz/<target>/*.hex`, each named after what it
+/// found) and whatever cargo-fuzz left in this checkout (its grown corpus and crash artifacts,
+/// gitignored: absent in CI), replayed through their target's checks, so a crash found locally
+/// reproduces as a failing test. The committed ones are counted: an empty or unreadable
+/// directory fails here rather than passing with nothing checked.
 #[test]
-fn local_fuzz_corpus_and_artifacts_replay() {
+fn committed_and_local_fuzz_inputs_replay() {
     let h = QueryHarness::new();
     let corefile = |d: &[u8]| drop(fuzz_corefile(d));
-    let query = |d: &[u8]| drop(h.run(d));
+    let query = |d: &[u8]| drop(h.run(d, &query_oracle::verdict(d)));
     let message = |d: &[u8]| drop(message(d));
     type Run<'a> = &'a dyn Fn(&[u8]);
     let targets: [(&str, Run); 3] = [("corefile", &corefile), ("query", &query), ("message", &message)];
-    for dir in ["corpus", "artifacts"] {
-        for (target, run) in targets {
-            let Ok(entries) = std::fs::read_dir(root().join("fuzz").join(dir).join(target)) else { continue };
-            let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-            files.sort();
-            for f in files.iter().take(5000) {
+    let files = |dir: &Path| -> Vec<std::path::PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        files
+    };
+    let mut committed = BTreeMap::new();
+    for (target, run) in targets {
+        for f in files(&root().join("tests/data/fuzz").join(target)) {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let data = unhex(text.trim()).unwrap_or_else(|| panic!("{}: not hex", f.display()));
+            run(&data);
+            *committed.entry(target).or_insert(0) += 1;
+        }
+        for dir in ["corpus", "artifacts"] {
+            for f in files(&root().join("fuzz").join(dir).join(target)).iter().take(5000) {
                 if let Ok(data) = std::fs::read(f) {
                     eprintln!("{}", f.display());
                     run(&data);
                 }
             }
         }
+    }
+    for target in ["corefile", "query", "message"] {
+        assert!(committed.get(target).is_some_and(|&n| n > 0), "no committed {target} inputs replayed: {committed:?}");
     }
 }
 
@@ -197,4 +222,40 @@ fn overlapping_labels_in_a_type_hickory_keeps_raw() {
     let (out, agreement) = message(&input);
     assert!(out.decoded.is_ok());
     assert_eq!(agreement, Agreement::Known(hickory_oracle::Known::OverlappingLabels));
+}
+
+/// A query whose answer section has an owner name that is a pointer past the end of the
+/// message. hickory's reader follows it and fails; a server reads only the names it uses, so
+/// the record is whole and the query is answered. Found by the stable run once the verdict came
+/// from hickory rather than from the decoder under test.
+#[test]
+fn pointer_past_the_end_in_a_skipped_record_is_answered() {
+    let input = unhex(
+        &std::fs::read_to_string(root().join("tests/data/fuzz/query/pointer-past-the-end-in-a-skipped-record.hex"))
+            .unwrap(),
+    );
+    let input = input.unwrap();
+    let expected = query_oracle::verdict(&input);
+    assert!(
+        matches!(&expected, Expected::Answer { question, .. } if question.0 == b"\x07example\x03\x00\xffg\x00"),
+        "{expected:?}"
+    );
+    let out = QueryHarness::new().run(&input, &expected);
+    assert!(out.udp.is_some() && out.tcp.is_some());
+}
+
+/// A question whose name is a pointer into the header, whose bytes then run as labels over the
+/// pointer itself: hickory refuses to read it (overlapping labels), our decoder reads it, and
+/// the oracle reads it as RFC 1035 allows; the records after it are not whole, so: FORMERR with
+/// that question echoed.
+#[test]
+fn question_through_a_pointer_into_the_header_gets_formerr() {
+    let input = unhex(
+        &std::fs::read_to_string(root().join("tests/data/fuzz/query/question-through-a-pointer-into-the-header.hex"))
+            .unwrap(),
+    );
+    let input = input.unwrap();
+    let expected = query_oracle::verdict(&input);
+    assert!(matches!(&expected, Expected::Error { rcode: 1, question: Some(_), .. }), "{expected:?}");
+    QueryHarness::new().run(&input, &expected);
 }

@@ -235,14 +235,25 @@ fn an_edited_file_is_served_within_the_reload_interval() {
     );
 }
 
+/// `reload 0` never reads the file again. Beside it a block polling every second shows edits
+/// are seen at all, and the check waits past the default interval (5s): a `reload 0` taken as
+/// "the default" or as a short interval would have read the edit by then.
 #[test]
 fn reload_zero_reads_the_file_once() {
     let s = start_with(
-        &[("example.hosts", "10.0.0.1 web.example.org\n")],
-        ". {\n    hosts example.hosts {\n        reload 0\n    }\n}\n",
+        &[("once.hosts", "10.0.0.1 web.example.org\n"), ("polled.hosts", "10.0.0.1 web.example.net\n")],
+        "example.org {\n    hosts once.hosts {\n        reload 0\n    }\n}\n\
+         example.net {\n    hosts polled.hosts {\n        reload 1s\n    }\n}\n",
     );
-    std::fs::write(s.dir().join("example.hosts"), "10.0.0.2 web.example.org\n# longer now\n").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300)); // nothing polls, so nothing to await
+    let written = std::time::Instant::now();
+    std::fs::write(s.dir().join("once.hosts"), "10.0.0.2 web.example.org\n# longer now\n").unwrap();
+    std::fs::write(s.dir().join("polled.hosts"), "10.0.0.2 web.example.net\n# longer now\n").unwrap();
+    let polled = eventually(TIMEOUT, || {
+        (answers(&query_udp(s.addr(), "web.example.net.", RecordType::A)) == ["web.example.net. 3600 IN A 10.0.0.2"])
+            .then_some(())
+    });
+    assert!(polled.is_some(), "the block polling every second never read its edit");
+    std::thread::sleep(std::time::Duration::from_millis(5_500).saturating_sub(written.elapsed()));
     assert_eq!(
         answers(&query_udp(s.addr(), "web.example.org.", RecordType::A)),
         ["web.example.org. 3600 IN A 10.0.0.1"]

@@ -31,7 +31,7 @@ pub mod seeds;
 
 pub use message::{MessageOutcome, WireMessage, fuzz_message, pass_on, pointer, wire_name};
 pub use mutate::Mutator;
-pub use query::{QueryHarness, QueryOutcome};
+pub use query::{Expected, QueryHarness, QueryOutcome, WireQuestion};
 
 /// The name the fuzzed Corefile is parsed under; imports resolve against [`fuzz_files`].
 pub const FUZZ_COREFILE: &str = "/fuzz/Corefile";

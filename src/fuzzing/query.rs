@@ -1,14 +1,34 @@
 //! The query target: raw bytes through the server's dispatch, with every reply checked by an
-//! independent reader of the wire format (not the decoder under test).
+//! independent reader of the wire format against what an independent reader of the query says
+//! it deserves ([`Expected`]: the cargo-fuzz target and the stable tests take it from
+//! hickory-proto, `fuzz/oracle/query.rs`; the library does not depend on hickory). The decoder
+//! under test decides nothing here.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::hex;
-use crate::dns::decode::{Rejected, decode_query, flags};
-use crate::dns::{Class, Opcode, Proto, Rcode, RecordType};
+use crate::dns::decode::flags;
+use crate::dns::{Class, Proto, Rcode, RecordType};
 use crate::server::build::Offline;
 use crate::server::dispatch::{Handled, Meta};
+
+/// A question as a reader of the wire sees it: the name uncompressed, in the case it was sent
+/// (every label with its length byte, ending with the root), the type and the class.
+pub type WireQuestion = (Vec<u8>, u16, u16);
+
+/// What a server must do with a packet, decided by a reader other than the server's decoder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// No reply: shorter than a header, or a response (QR set).
+    Drop,
+    /// An error reply with this rcode (extended rcodes included, BADVERS is 16), the question
+    /// echoed when it could be read, and the OPT record present (`Some(true)`), absent
+    /// (`Some(false)`) or either (`None`: RFC 6891 lets a FORMERR carry one or not).
+    Error { rcode: u16, question: Option<WireQuestion>, opt: Option<bool> },
+    /// A query to answer: its question, and the UDP size of its OPT record if it has one.
+    Answer { question: WireQuestion, edns_udp: Option<u16> },
+}
 
 /// The replies one input got: over UDP from an IPv4 client and over TCP from an IPv6 client
 /// (so whoami answers with A and AAAA records alike). `None` means no reply was sent.
@@ -68,18 +88,19 @@ impl QueryHarness {
         QueryHarness { offline, rt }
     }
 
-    /// Handles `data` as a datagram and as a TCP message, checks each outcome against what the
-    /// decoder says the packet is, and returns the replies. Panics (with the input in hex) when
-    /// a packet that must be answered is not, a dropped one is, or a reply is malformed.
-    pub fn run(&self, data: &[u8]) -> QueryOutcome {
+    /// Handles `data` as a datagram and as a TCP message, checks each outcome against
+    /// `expected` (what an independent reader says the packet deserves), and returns the
+    /// replies. Panics (with the input in hex) when a packet that must be answered is not, a
+    /// dropped one is, a reply is malformed, or it is not the reply expected.
+    pub fn run(&self, data: &[u8], expected: &Expected) -> QueryOutcome {
         let udp_client: SocketAddr = "127.0.0.1:53535".parse().expect("an address");
         let tcp_client: SocketAddr = "[::1]:53536".parse().expect("an address");
         let udp = self.handle(data, Proto::Udp, udp_client);
         let tcp = self.handle(data, Proto::Tcp, tcp_client);
         let check = |proto: Proto, reply: &Option<Vec<u8>>| {
-            if let Err(e) = check(data, proto, reply.as_deref()) {
+            if let Err(e) = check(data, expected, proto, reply.as_deref()) {
                 panic!(
-                    "{e} (over {})\ninput:  {}\nreply:  {}",
+                    "{e} (over {}; expected {expected:?})\ninput:  {}\nreply:  {}",
                     proto.as_str(),
                     hex(data),
                     reply.as_deref().map(hex).unwrap_or_default()
@@ -109,44 +130,49 @@ impl QueryHarness {
     }
 }
 
-/// What the decoder says `data` deserves, and whether `reply` is that.
-fn check(data: &[u8], proto: Proto, reply: Option<&[u8]>) -> Result<(), String> {
-    let query = match decode_query(data) {
-        Err(Rejected::Drop) => {
+/// Whether `reply` is what `expected` says `data` deserves.
+fn check(data: &[u8], expected: &Expected, proto: Proto, reply: Option<&[u8]>) -> Result<(), String> {
+    let (question, edns_udp) = match expected {
+        Expected::Drop => {
             return match reply {
                 None => Ok(()),
-                Some(_) => Err("a packet the decoder drops got a reply".into()),
+                Some(_) => Err("a packet to drop got a reply".into()),
             };
         }
-        Err(Rejected::Reply(e)) => {
-            let v = parse_reply(reply.ok_or("a rejected query got no error reply")?)?;
-            expect(v.id == e.id, "reply ID differs from the query's")?;
-            expect(v.flags & flags::QR != 0, "QR is not set")?;
-            expect(((v.flags >> 11) & 0xf) as u8 == e.opcode.0, "opcode not echoed")?;
-            expect(v.rcode == e.rcode.0, &format!("rcode {} where {} was decided", v.rcode, e.rcode))?;
-            let want = e.question.as_ref().map(|q| (q.name.as_wire().to_vec(), q.qtype.0, q.qclass.0));
-            expect(v.question == want, "question not echoed exactly")?;
-            let opt_expected = e.edns.is_some() && e.opcode == Opcode::QUERY;
-            return expect(v.opt_udp_size.is_some() == opt_expected, "OPT record presence");
+        Expected::Error { rcode, question, opt } => {
+            let v = parse_reply(reply.ok_or("a packet to refuse got no error reply")?)?;
+            echoes_header(data, &v)?;
+            expect(v.rcode == *rcode, &format!("rcode {} where {rcode} was expected", v.rcode))?;
+            expect(v.question == *question, "question not echoed exactly")?;
+            return match opt {
+                Some(want) => expect(v.opt_udp_size.is_some() == *want, "OPT record presence"),
+                None => Ok(()),
+            };
         }
-        Ok(q) => q,
+        Expected::Answer { question, edns_udp } => (question, edns_udp),
     };
-    let v = parse_reply(reply.ok_or("a decodable query got no reply")?)?;
-    expect(v.id == query.id, "reply ID differs from the query's")?;
-    expect(v.flags & flags::QR != 0, "QR is not set")?;
-    expect((v.flags >> 11) & 0xf == 0, "opcode is not QUERY")?;
-    expect(v.flags & flags::RD == query.flags & flags::RD, "RD not echoed")?;
-    let q = &query.question;
-    expect(v.question == Some((q.name.as_wire().to_vec(), q.qtype.0, q.qclass.0)), "question not echoed exactly")?;
+    let v = parse_reply(reply.ok_or("a query to answer got no reply")?)?;
+    echoes_header(data, &v)?;
+    expect(v.question.as_ref() == Some(question), "question not echoed exactly")?;
     // The harness serves the root zone: every IN query is answered by whoami, others refused.
-    let want = if q.qclass == Class::IN { Rcode::NOERROR } else { Rcode::REFUSED };
+    let want = if Class(question.2) == Class::IN { Rcode::NOERROR } else { Rcode::REFUSED };
     expect(v.rcode == want.0, &format!("rcode {} where {want} was expected", v.rcode))?;
-    expect(v.opt_udp_size.is_some() == query.edns.is_some(), "OPT record presence differs from the query's")?;
+    expect(v.opt_udp_size.is_some() == edns_udp.is_some(), "OPT record presence differs from the query's")?;
     if proto == Proto::Udp {
-        let limit = query.edns.map_or(512, |e| (e.udp_size as usize).max(512));
+        let limit = edns_udp.map_or(512, |size| (size as usize).max(512));
         expect(reply.map_or(0, <[u8]>::len) <= limit, "reply larger than the client accepts over UDP")?;
     }
     Ok(())
+}
+
+/// The reply's ID, QR, opcode and RD against the query's header bytes.
+fn echoes_header(data: &[u8], v: &ReplyView) -> Result<(), String> {
+    let id = u16::from_be_bytes([data[0], data[1]]);
+    let qflags = u16::from_be_bytes([data[2], data[3]]);
+    expect(v.id == id, "reply ID differs from the query's")?;
+    expect(v.flags & flags::QR != 0, "QR is not set")?;
+    expect((v.flags >> 11) & 0xf == (qflags >> 11) & 0xf, "opcode not echoed")?;
+    expect(v.flags & flags::RD == qflags & flags::RD, "RD not echoed")
 }
 
 fn expect(ok: bool, what: &str) -> Result<(), String> {
@@ -243,24 +269,32 @@ mod tests {
     #[test]
     fn answers_and_checks_a_plain_query() {
         let h = QueryHarness::new();
-        let out = h.run(&build_query(9, "www.Example.org", RecordType::A, Some((1232, 0, false))));
+        let name = b"\x03www\x07Example\x03org\x00".to_vec();
+        let q = build_query(9, "www.Example.org", RecordType::A, Some((1232, 0, false)));
+        let out = h.run(&q, &Expected::Answer { question: (name.clone(), 1, 1), edns_udp: Some(1232) });
         let v = parse_reply(out.udp.as_ref().unwrap()).unwrap();
         assert_eq!((v.id, v.rcode, v.counts), (9, 0, [1, 0, 0, 3]));
-        assert_eq!(v.question.unwrap().0, b"\x03www\x07Example\x03org\x00");
+        assert_eq!(v.question.unwrap().0, name);
         assert_eq!(out.signature(), "rcode 0 flags 0500 qd 1 an 0 ns 0 ar 3 tcp true");
     }
 
     #[test]
     fn the_checker_rejects_what_a_broken_server_would_send() {
         let q = build_query(9, "a.example.org", RecordType::A, None);
-        assert_eq!(check(&q, Proto::Udp, None), Err("a decodable query got no reply".into()));
+        let answer = Expected::Answer { question: (b"\x01a\x07example\x03org\x00".to_vec(), 1, 1), edns_udp: None };
+        assert_eq!(check(&q, &answer, Proto::Udp, None), Err("a query to answer got no reply".into()));
         let mut echo = q.clone();
         echo[2] |= 0x80;
         echo[3] |= 5;
-        assert_eq!(check(&q, Proto::Udp, Some(&echo)), Err("rcode 5 where NOERROR was expected".into()));
+        assert_eq!(check(&q, &answer, Proto::Udp, Some(&echo)), Err("rcode 5 where NOERROR was expected".into()));
+        let refused = Expected::Error { rcode: 5, question: None, opt: None };
+        assert_eq!(check(&q, &refused, Proto::Udp, Some(&echo)), Err("question not echoed exactly".into()));
         echo.push(0);
-        assert_eq!(check(&q, Proto::Udp, Some(&echo)), Err("bytes after the last record".into()));
-        assert_eq!(check(&q[..5], Proto::Udp, Some(&echo)), Err("a packet the decoder drops got a reply".into()));
+        assert_eq!(check(&q, &answer, Proto::Udp, Some(&echo)), Err("bytes after the last record".into()));
+        assert_eq!(
+            check(&q[..5], &Expected::Drop, Proto::Udp, Some(&echo)),
+            Err("a packet to drop got a reply".into())
+        );
         assert_eq!(read_name(&[0xc0, 0], 0), Err("compression pointer loop".into()));
     }
 }

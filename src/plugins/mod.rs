@@ -17,6 +17,7 @@ pub mod log;
 pub mod prometheus;
 pub mod ready;
 pub mod reload;
+pub mod timeouts;
 pub mod whoami;
 
 /// Every plugin of this build, and CoreDNS's directives beside them.
@@ -24,6 +25,7 @@ pub static ALL: PluginSet = PluginSet { order: ORDER, known_elsewhere: COREDNS_D
 
 /// The plugins in execution order (`clusterdns -plugins` prints these names).
 pub static ORDER: &[PluginEntry] = &[
+    PluginEntry { name: "timeouts", parse: timeouts::parse },
     PluginEntry { name: "reload", parse: reload::parse },
     PluginEntry { name: "bind", parse: bind::parse },
     PluginEntry { name: "ready", parse: ready::parse },

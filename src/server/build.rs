@@ -37,20 +37,35 @@ pub struct Built {
 }
 
 /// The listen keys of each block (by block index), each with the position to blame if it
-/// cannot be bound. `bind` interfaces are resolved to their addresses here.
+/// cannot be bound: the `bind` address (or interface) it comes from, else the block. `bind`
+/// interfaces are resolved to their addresses here, and so a zone that two blocks serve on one
+/// address only once interfaces are expanded is found here, at the second block's `bind`.
 pub fn listen_keys(plan: &Plan) -> Result<BTreeMap<usize, Vec<(ListenKey, Pos)>>, Error> {
     let mut out = BTreeMap::new();
+    let mut served: std::collections::HashMap<(ListenKey, &Name), &Pos> = Default::default();
     for (i, block) in plan.blocks.iter().enumerate() {
-        let hosts: Vec<Option<IpAddr>> = match block.bind() {
-            Some(b) => b.resolve()?.into_iter().map(Some).collect(),
-            None => vec![None],
+        let hosts: Vec<(Option<IpAddr>, Pos)> = match block.bind() {
+            Some(b) => b.resolve()?.into_iter().map(|(a, pos)| (Some(a), pos)).collect(),
+            None => vec![(None, block.pos.clone())],
         };
         let mut keys: Vec<(ListenKey, Pos)> = Vec::new();
         for k in &block.keys {
-            for &host in &hosts {
+            for (host, pos) in &hosts {
+                let host = *host;
                 let key = ListenKey { transport: k.transport, host, port: k.port };
+                for zone in &k.zones {
+                    if let Some(first) = served.insert((key.clone(), zone), &block.pos).filter(|f| **f != block.pos) {
+                        let on = host.map(|h| format!(" on {h}")).unwrap_or_default();
+                        let here = format!("{}://{zone}:{}{on}", key.transport.scheme(), key.port);
+                        return Err(Error::setup(
+                            crate::plugins::bind::NAME,
+                            pos,
+                            format!("{here} is already served by the server block at {first}"),
+                        ));
+                    }
+                }
                 if !keys.iter().any(|(x, _)| *x == key) {
-                    keys.push((key, block.pos.clone()));
+                    keys.push((key, pos.clone()));
                 }
             }
         }

@@ -9,6 +9,7 @@ use crate::dns::Name;
 use crate::plugin::registry::{PluginEntry, PluginSet};
 use crate::plugin::setup::{DynConfig, ParseCtx};
 use crate::plugins::bind::BindConfig;
+use crate::plugins::timeouts::Timeouts;
 
 /// A whole configuration, checked.
 #[derive(Debug)]
@@ -48,6 +49,11 @@ impl BlockPlan {
     /// The block's `bind` configuration, if it has one.
     pub fn bind(&self) -> Option<&BindConfig> {
         self.plugins.iter().find_map(|p| p.config.as_any().downcast_ref::<BindConfig>())
+    }
+
+    /// The block's `timeouts` configuration, if it has one.
+    pub fn timeouts(&self) -> Option<&Timeouts> {
+        self.plugins.iter().find_map(|p| p.config.as_any().downcast_ref::<Timeouts>())
     }
 
     pub fn plugin_names(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -130,14 +136,17 @@ pub fn plan_with(corefile: &Corefile, default_port: u16, plugins: &PluginSet) ->
 }
 
 /// CoreDNS's zone overlap rule: a zone may be served once per (transport, port, bind address);
-/// a block without `bind` listens everywhere and so overlaps every bound one.
+/// a block without `bind` listens everywhere and so overlaps every bound one. A conflict is
+/// reported where the second block says where it listens: at its `bind` address when it has
+/// one, else at its key. (Addresses an interface stands for are checked when the server
+/// starts: see [`build::listen_keys`](super::build::listen_keys).)
 fn check_overlaps(blocks: &[(BlockPlan, Vec<(&crate::corefile::Token, PlannedKey)>)], errors: &mut Vec<Error>) {
     type Slot = (Transport, u16, Name);
     let mut seen: HashMap<(Slot, Option<String>), Pos> = HashMap::new();
     let mut unbound: HashMap<Slot, (Option<String>, Pos)> = HashMap::new();
     for (block, keys) in blocks {
-        let binds: Vec<Option<String>> = match block.bind() {
-            Some(b) => b.targets().map(|t| Some(t.to_string())).collect(),
+        let binds: Vec<Option<(String, Pos)>> = match block.bind() {
+            Some(b) => b.targets().map(|t| Some((t.what.to_string(), t.pos.clone()))).collect(),
             None => vec![None],
         };
         for (tok, key) in keys {
@@ -145,24 +154,27 @@ fn check_overlaps(blocks: &[(BlockPlan, Vec<(&crate::corefile::Token, PlannedKey
                 for bind in &binds {
                     let slot = (key.transport, key.port, zone.clone());
                     let here = format!("{}://{zone}:{}", key.transport.scheme(), key.port);
-                    if let Some(first) = seen.get(&(slot.clone(), bind.clone())) {
-                        errors.push(Error::syntax(
-                            &tok.pos,
-                            format!("{here} is already served by the server block at {first}"),
-                        ));
+                    let target = bind.as_ref().map(|(t, _)| t.clone());
+                    let blame = |message: String| match bind {
+                        Some((t, pos)) => {
+                            Error::setup(crate::plugins::bind::NAME, pos, format!("{here} on {t} {message}"))
+                        }
+                        None => Error::syntax(&tok.pos, format!("{here} {message}")),
+                    };
+                    if let Some(first) = seen.get(&(slot.clone(), target.clone())) {
+                        errors.push(blame(format!("is already served by the server block at {first}")));
                         continue;
                     }
                     if let Some((other_bind, first)) = unbound.get(&slot)
-                        && (bind.is_none() || other_bind.is_none())
+                        && (target.is_none() || other_bind.is_none())
                     {
-                        errors.push(Error::syntax(
-                                &tok.pos,
-                                format!("{here} overlaps the server block at {first}: a block without 'bind' listens on every address"),
-                            ));
+                        errors.push(blame(format!(
+                            "overlaps the server block at {first}: a block without 'bind' listens on every address"
+                        )));
                         continue;
                     }
-                    seen.insert((slot.clone(), bind.clone()), tok.pos.clone());
-                    unbound.entry(slot).or_insert((bind.clone(), tok.pos.clone()));
+                    seen.insert((slot.clone(), target.clone()), tok.pos.clone());
+                    unbound.entry(slot).or_insert((target, tok.pos.clone()));
                 }
             }
         }
@@ -220,5 +232,17 @@ mod tests {
         assert!(plan_str(". {\n bind 127.0.0.1\n whoami\n}\n. {\n bind 127.0.0.2\n whoami\n}").is_ok());
         let e = plan_str(". {\n bind 127.0.0.1\n whoami\n}\n. {\n whoami\n}").unwrap_err();
         assert!(e.to_string().starts_with("Corefile:5:1: dns://.:53 overlaps the server block at Corefile:1:1"), "{e}");
+        // The second block's bind address is what clashes: the error is there.
+        let e = plan_str(". {\n whoami\n}\n. {\n bind 127.0.0.1\n whoami\n}").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("Corefile:5:7: bind: dns://.:53 on 127.0.0.1 overlaps the server block at Corefile:1:1"),
+            "{e}"
+        );
+        let e = plan_str(". {\n bind 127.0.0.1\n whoami\n}\n. {\n bind ::1 127.0.0.1\n whoami\n}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Corefile:6:11: bind: dns://.:53 on 127.0.0.1 is already served by the server block at Corefile:1:1"
+        );
     }
 }

@@ -11,7 +11,8 @@ use socket2::Socket;
 use tokio::sync::{Notify, watch};
 
 use super::dispatch::ZoneTable;
-use super::{Server, tcp, udp};
+use super::tcp::table::ListenerId;
+use super::{Server, TcpSettings, tcp, udp};
 use crate::corefile::Transport;
 
 /// A listen address of DNS: transport, host (`None` for every address) and port.
@@ -81,11 +82,18 @@ pub(super) struct Listener {
     /// The zone table it serves; a reload stores a new one.
     pub table: Arc<ArcSwap<ZoneTable>>,
     workers: udp::Workers,
+    /// Its TCP side in the server's connection table.
+    tcp_id: ListenerId,
     tcp_stop: watch::Sender<bool>,
     tcp: tokio::task::JoinHandle<()>,
 }
 
 impl Listener {
+    /// Its TCP settings after a reload.
+    pub fn set_tcp_settings(&self, server: &Server, settings: TcpSettings) {
+        server.inner.conns.set_settings(self.tcp_id, settings);
+    }
+
     /// Stops receiving, lets each worker finish its batch, and waits for them.
     pub async fn stop(self) {
         let _ = self.tcp_stop.send(true);
@@ -132,8 +140,14 @@ impl Server {
         Err(last_err.expect("tried at least once"))
     }
 
-    /// Starts serving `b` from `table`.
-    pub(super) fn serve(&self, b: Bound, table: Arc<ArcSwap<ZoneTable>>) -> std::io::Result<Listener> {
+    /// Starts serving `b` from `table`; `label` is its metrics `server` label.
+    pub(super) fn serve(
+        &self,
+        b: Bound,
+        table: Arc<ArcSwap<ZoneTable>>,
+        label: &str,
+        settings: TcpSettings,
+    ) -> std::io::Result<Listener> {
         let workers = udp::Workers::start(
             b.udp,
             b.local,
@@ -143,9 +157,15 @@ impl Server {
             self.inner.threads.clone(),
         )?;
         let (tcp_stop, stop_rx) = watch::channel(false);
-        let tcp = tokio::net::TcpListener::from_std(b.tcp)?;
-        let tcp = self.inner.rt.spawn(tcp::serve(tcp, table.clone(), stop_rx, self.inner.inflight.clone()));
-        Ok(Listener { local: b.local, table, workers, tcp_stop, tcp })
+        let tcp = {
+            let _rt = self.inner.rt.enter();
+            tokio::net::TcpListener::from_std(b.tcp)?
+        };
+        let conns = self.inner.conns.clone();
+        let tcp_id = conns.add_listener(label, settings);
+        let tcp =
+            self.inner.rt.spawn(tcp::serve(tcp, table.clone(), conns, tcp_id, stop_rx, self.inner.inflight.clone()));
+        Ok(Listener { local: b.local, table, workers, tcp_id, tcp_stop, tcp })
     }
 }
 
@@ -160,8 +180,42 @@ pub(crate) fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpLis
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
-    s.listen(1024)?;
+    // As Go does, as long a queue of connections not yet accepted as the kernel allows
+    // (net.core.somaxconn caps it): a burst of clients waits there instead of retrying its SYN
+    // a second later.
+    s.listen(i32::from(u16::MAX))?;
     Ok(s.into())
+}
+
+/// Raises the soft limit on open descriptors to the hard limit, as Go's runtime does at start
+/// (so CoreDNS runs with it): the default soft limit of 1,024 would cap DNS connections far
+/// below what a cluster's NodeLocal caches open. Returns the limit now in force.
+pub fn raise_descriptor_limit() -> std::io::Result<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            lim = raised;
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
+/// The soft limit on open descriptors: what the process may open.
+pub fn descriptor_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    lim.rlim_cur
 }
 
 /// Whether binding failed because the system has no IPv6 (the wildcard then falls back to IPv4).

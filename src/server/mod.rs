@@ -67,6 +67,8 @@ use http::HttpListener;
 use listen::Listener;
 pub use listen::{InFlight, ListenKey};
 use reload::{Generation, parse_corefile};
+pub use tcp::TcpSettings;
+pub use tcp::table::{DEFAULT_MAX_CONNECTIONS, descriptor_budget, descriptor_reserve};
 
 /// How long shutdown waits for queries still being answered.
 const GRACE: Duration = Duration::from_secs(5);
@@ -135,6 +137,8 @@ struct Inner {
     dns_metrics: Arc<DnsMetrics>,
     lifecycle: Arc<Lifecycle>,
     inflight: Arc<InFlight>,
+    /// Every DNS listener's TCP connections, and the limits they share.
+    conns: Arc<tcp::table::Conns>,
     threads: Arc<AtomicUsize>,
     reload_failed: Arc<Family<Counter>>,
     reload_version: Arc<Family<Gauge>>,
@@ -191,6 +195,7 @@ impl Server {
             .with(&[env!("CARGO_PKG_VERSION"), option_env!("CLUSTERDNS_REVISION").unwrap_or(""), "rust"])
             .set(1.0);
         let (fatal, fatal_rx) = Fatal::channel();
+        let conns = tcp::table::Conns::new(descriptor_budget(listen::descriptor_limit()), &registry);
         let server = Server {
             inner: Arc::new(Inner {
                 reload_failed: registry.counter(
@@ -208,6 +213,7 @@ impl Server {
                 dns_metrics,
                 lifecycle: Arc::new(Lifecycle::new()),
                 inflight: Arc::new(InFlight::default()),
+                conns,
                 threads,
                 state: Mutex::new(State {
                     dns: BTreeMap::new(),
@@ -231,6 +237,12 @@ impl Server {
             print!("{}", server.banner().await);
         }
         Ok(server)
+    }
+
+    /// How many DNS connections over TCP the process holds at most: its descriptor limit less a
+    /// reserve for everything else ([`descriptor_budget`]).
+    pub fn tcp_connection_budget(&self) -> usize {
+        self.inner.conns.budget()
     }
 
     /// The metrics registry (what `/metrics` serves).

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha512};
 use super::dispatch::ZoneTable;
 use super::http::{HttpListener, Routes};
 use super::listen::{Bound, ListenKey, server_label};
-use super::{ConfigError, Server, State, build, config, panic};
+use super::{ConfigError, Server, State, TcpSettings, build, config, panic};
 use crate::corefile::{self, Corefile, Directive, Error, Pos, Token, format_duration};
 use crate::http::HttpAddr;
 use crate::plugin::handles::{Dispatch, Serving};
@@ -194,13 +194,31 @@ impl Server {
             return Err(Error::syntax(&plan.blocks[0].pos, "shutting down: the configuration was not started").into());
         }
 
+        // The TCP side of each listen address: CoreDNS's defaults, then what the `timeouts` of
+        // each block listening there sets, in file order (a later block wins, as in CoreDNS).
+        let mut tcp: BTreeMap<&ListenKey, TcpSettings> = BTreeMap::new();
+        for (block, keys) in &listen {
+            for (key, _) in keys {
+                let s = tcp.entry(key).or_default();
+                if let Some(t) = plan.blocks[*block].timeouts() {
+                    t.apply(s);
+                }
+            }
+        }
+
         // Swap.
         for (key, (table, holder)) in tables {
+            let settings = tcp.get(&key).copied().unwrap_or_default();
             match state.dns.get(&key) {
-                Some(l) => l.table.store(table),
+                Some(l) => {
+                    l.table.store(table);
+                    l.set_tcp_settings(self, settings);
+                }
                 None => {
                     let b = bound.remove(&key).expect("bound above");
-                    let l = self.serve(b, holder).map_err(|e| Error::syntax(&plan.blocks[0].pos, e.to_string()))?;
+                    let l = self
+                        .serve(b, holder, &label(&key), settings)
+                        .map_err(|e| Error::syntax(&plan.blocks[0].pos, e.to_string()))?;
                     state.dns.insert(key, l);
                 }
             }
@@ -395,10 +413,14 @@ mod tests {
     #[test]
     fn jitter_moves_the_interval_within_half_of_it_either_way() {
         let s = ReloadSettings { interval: Duration::from_secs(10), jitter: Duration::from_secs(4) };
-        for _ in 0..200 {
-            let d = jittered(s);
-            assert!(d >= Duration::from_secs(8) && d < Duration::from_secs(12), "{d:?}");
+        let draws: Vec<Duration> = (0..200).map(|_| jittered(s)).collect();
+        for d in &draws {
+            assert!(*d >= Duration::from_secs(8) && *d < Duration::from_secs(12), "{d:?}");
         }
+        // Jittered for real: both sides of the interval, spread over most of the range (200
+        // uniform draws all within 0.5s of the middle or on one side: about 2^-200).
+        let (min, max) = (draws.iter().min().unwrap(), draws.iter().max().unwrap());
+        assert!(*min < Duration::from_millis(8_500) && *max > Duration::from_millis(11_500), "{min:?}..{max:?}");
         let none = ReloadSettings { interval: Duration::from_secs(10), jitter: Duration::ZERO };
         assert_eq!(jittered(none), Duration::from_secs(10));
     }

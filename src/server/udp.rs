@@ -41,6 +41,30 @@ pub fn socket(addr: SocketAddr) -> io::Result<Socket> {
     }
     s.set_reuse_port(true)?;
     s.set_reuse_address(true)?;
+    // A wildcard socket must answer from the address each query was sent to: the kernel would
+    // pick the route's preferred source, and a client that asked a secondary address drops a
+    // reply from another one (CoreDNS's miekg/dns does the same with its control messages).
+    if addr.ip().is_unspecified() {
+        let (level, name) = if addr.is_ipv6() {
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+        } else {
+            (libc::IPPROTO_IP, libc::IP_PKTINFO)
+        };
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt with a c_int option value of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                level,
+                name,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as _,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
     // A larger receive queue absorbs bursts; the kernel caps it at net.core.rmem_max.
     let _ = s.set_recv_buffer_size(4 << 20);
     s.bind(&addr.into())?;
@@ -141,13 +165,14 @@ impl Worker {
             let received = Instant::now();
             let mut replies = 0;
             for i in 0..n {
-                let Some((bytes, peer)) = batch.rx.received(i) else { continue };
+                let Some((bytes, peer, dst)) = batch.rx.received(i) else { continue };
                 let Some(client) = to_socket_addr(&peer) else { continue };
                 let meta = Meta { client, local: self.local, proto: Proto::Udp, received };
                 match table.handle(bytes, meta, &mut batch.tx.out[replies]) {
                     Handled::Drop => {}
                     Handled::Reply => {
                         batch.tx.out_peers[replies] = peer;
+                        batch.tx.out_src[replies] = dst;
                         replies += 1;
                     }
                     Handled::Pending(pending) => {
@@ -155,7 +180,12 @@ impl Worker {
                         self.rt.spawn(async move {
                             let mut buf = Vec::with_capacity(512);
                             pending.finish(&mut buf).await;
-                            let _ = sock.send_to_with_flags(&buf, &SockAddr::from(client), libc::MSG_DONTWAIT);
+                            match dst {
+                                Some(dst) => send_from(sock.as_raw_fd(), &mut buf, peer, dst),
+                                None => {
+                                    let _ = sock.send_to_with_flags(&buf, &SockAddr::from(client), libc::MSG_DONTWAIT);
+                                }
+                            }
                             drop(guard);
                         });
                     }
@@ -174,9 +204,23 @@ struct Batch {
     tx: SendSide,
 }
 
+/// The address a datagram was sent to, from its packet-info control message (wildcard sockets
+/// only), to answer from.
+#[derive(Clone, Copy)]
+enum Dst {
+    V4(libc::in_addr),
+    V6(libc::in6_addr),
+}
+
+/// Room for one packet-info control message, aligned for `cmsghdr`.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Control([u8; 64]);
+
 struct RecvSide {
     recv: Box<[u8]>,
     peers: Box<[RawAddr]>,
+    control: Box<[Control]>,
     recv_iov: Box<[libc::iovec]>,
     recv_hdrs: Box<[libc::mmsghdr]>,
     /// Slots filled by the last receive, whose header fields must be reset before the next.
@@ -186,6 +230,8 @@ struct RecvSide {
 struct SendSide {
     out: Vec<Vec<u8>>,
     out_peers: Box<[RawAddr]>,
+    out_src: Box<[Option<Dst>]>,
+    out_control: Box<[Control]>,
     send_iov: Box<[libc::iovec]>,
     send_hdrs: Box<[libc::mmsghdr]>,
 }
@@ -201,11 +247,14 @@ impl Batch {
             peers: vec![raw; BATCH].into_boxed_slice(),
             recv_iov: vec![unsafe { zeroed::<libc::iovec>() }; BATCH].into_boxed_slice(),
             recv_hdrs: vec![unsafe { zeroed::<libc::mmsghdr>() }; BATCH].into_boxed_slice(),
+            control: vec![Control([0; 64]); BATCH].into_boxed_slice(),
             used: BATCH,
         };
         let mut tx = SendSide {
             out: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
             out_peers: vec![raw; BATCH].into_boxed_slice(),
+            out_src: vec![None; BATCH].into_boxed_slice(),
+            out_control: vec![Control([0; 64]); BATCH].into_boxed_slice(),
             send_iov: vec![unsafe { zeroed::<libc::iovec>() }; BATCH].into_boxed_slice(),
             send_hdrs: vec![unsafe { zeroed::<libc::mmsghdr>() }; BATCH].into_boxed_slice(),
         };
@@ -215,6 +264,7 @@ impl Batch {
             h.msg_name = (&mut rx.peers[i].storage as *mut libc::sockaddr_storage).cast();
             h.msg_iov = &mut rx.recv_iov[i];
             h.msg_iovlen = 1;
+            h.msg_control = rx.control[i].0.as_mut_ptr().cast();
             let h = &mut tx.send_hdrs[i].msg_hdr;
             h.msg_name = (&mut tx.out_peers[i].storage as *mut libc::sockaddr_storage).cast();
             h.msg_iov = &mut tx.send_iov[i];
@@ -229,6 +279,7 @@ impl RecvSide {
     fn recv(&mut self, fd: i32) -> io::Result<usize> {
         for h in &mut self.recv_hdrs[..self.used] {
             h.msg_hdr.msg_namelen = STORAGE_LEN;
+            h.msg_hdr.msg_controllen = size_of::<Control>() as _;
             h.msg_hdr.msg_flags = 0;
         }
         // SAFETY: every header points at live buffers of the stated sizes for the whole call.
@@ -251,13 +302,14 @@ impl RecvSide {
 
     /// The bytes and sender of received datagram `i`, unless the kernel truncated it (a query
     /// longer than [`MAX_QUERY`] is dropped).
-    fn received(&self, i: usize) -> Option<(&[u8], RawAddr)> {
+    /// With it, the address it was sent to when the socket is a wildcard one.
+    fn received(&self, i: usize) -> Option<(&[u8], RawAddr, Option<Dst>)> {
         let h = &self.recv_hdrs[i];
         if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
             return None;
         }
         let peer = RawAddr { storage: self.peers[i].storage, len: h.msg_hdr.msg_namelen };
-        Some((&self.recv[i * MAX_QUERY..i * MAX_QUERY + h.msg_len as usize], peer))
+        Some((&self.recv[i * MAX_QUERY..i * MAX_QUERY + h.msg_len as usize], peer, destination(&h.msg_hdr)))
     }
 }
 
@@ -267,7 +319,18 @@ impl SendSide {
     fn send(&mut self, fd: i32, n: usize) {
         for i in 0..n {
             self.send_iov[i] = libc::iovec { iov_base: self.out[i].as_mut_ptr().cast(), iov_len: self.out[i].len() };
-            self.send_hdrs[i].msg_hdr.msg_namelen = self.out_peers[i].len;
+            let h = &mut self.send_hdrs[i].msg_hdr;
+            h.msg_namelen = self.out_peers[i].len;
+            match self.out_src[i] {
+                Some(dst) => {
+                    h.msg_control = self.out_control[i].0.as_mut_ptr().cast();
+                    h.msg_controllen = write_source(&mut self.out_control[i], dst);
+                }
+                None => {
+                    h.msg_control = std::ptr::null_mut();
+                    h.msg_controllen = 0;
+                }
+            }
         }
         let mut sent = 0;
         while sent < n {
@@ -283,6 +346,84 @@ impl SendSide {
             // This datagram cannot go (a bad peer address, a full queue): skip it.
             sent += 1;
         }
+    }
+}
+
+/// The destination address of a received datagram, from its `IP_PKTINFO` or `IPV6_PKTINFO`
+/// control message (an IPv4 query to a dual-stack socket comes with the latter, its address
+/// IPv4-mapped).
+fn destination(h: &libc::msghdr) -> Option<Dst> {
+    if h.msg_controllen == 0 {
+        return None;
+    }
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of control messages; the
+    // CMSG macros stay within them, and each data is read as the type its level and type say.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                    let info = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>());
+                    return Some(Dst::V4(info.ipi_addr));
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                    let info = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>());
+                    return Some(Dst::V6(info.ipi6_addr));
+                }
+                _ => {}
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
+}
+
+/// Writes the control message that makes a reply leave from `dst` into `buf`; returns its
+/// length. The interface is left to routing (index 0).
+fn write_source(buf: &mut Control, dst: Dst) -> usize {
+    // SAFETY: a msghdr pointing at `buf`, large and aligned enough for one cmsghdr with an
+    // in_pktinfo or in6_pktinfo (CMSG_SPACE of either is at most 40 bytes).
+    unsafe {
+        let mut h: libc::msghdr = zeroed();
+        h.msg_control = buf.0.as_mut_ptr().cast();
+        h.msg_controllen = size_of::<Control>() as _;
+        let c = libc::CMSG_FIRSTHDR(&h);
+        match dst {
+            Dst::V4(addr) => {
+                (*c).cmsg_level = libc::IPPROTO_IP;
+                (*c).cmsg_type = libc::IP_PKTINFO;
+                (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
+                let info =
+                    libc::in_pktinfo { ipi_ifindex: 0, ipi_spec_dst: addr, ipi_addr: libc::in_addr { s_addr: 0 } };
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), info);
+                libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize
+            }
+            Dst::V6(addr) => {
+                (*c).cmsg_level = libc::IPPROTO_IPV6;
+                (*c).cmsg_type = libc::IPV6_PKTINFO;
+                (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as _;
+                let info = libc::in6_pktinfo { ipi6_addr: addr, ipi6_ifindex: 0 };
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>(), info);
+                libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize
+            }
+        }
+    }
+}
+
+/// Sends one reply to `peer` from `dst`, without blocking (a reply finished on the runtime).
+fn send_from(fd: i32, buf: &mut [u8], mut peer: RawAddr, dst: Dst) {
+    let mut control = Control([0; 64]);
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: the header points at live locals of the stated sizes for the whole call.
+    unsafe {
+        let mut h: libc::msghdr = zeroed();
+        h.msg_name = (&mut peer.storage as *mut libc::sockaddr_storage).cast();
+        h.msg_namelen = peer.len;
+        h.msg_iov = &mut iov;
+        h.msg_iovlen = 1;
+        h.msg_controllen = write_source(&mut control, dst) as _;
+        h.msg_control = control.0.as_mut_ptr().cast();
+        libc::sendmsg(fd, &h, libc::MSG_DONTWAIT);
     }
 }
 

@@ -42,7 +42,15 @@ impl TestServer {
 
     /// Starts `corefile` from `dir` (which may already hold files it imports or reads).
     pub fn try_start_in(dir: tempfile::TempDir, corefile: &str) -> Result<TestServer, String> {
-        TestServer::try_start_with(dir, corefile, &clusterdns::plugins::ALL)
+        TestServer::try_start_configured(dir, corefile, |_| {})
+    }
+
+    /// Starts `corefile` listening exactly where it says, as the binary does: `bind` addresses,
+    /// interfaces, the wildcard and the ports as written (the other constructors move every
+    /// listener to 127.0.0.1 and an ephemeral port). Write ports from [`free_port`].
+    pub fn try_start_as_written(corefile: &str) -> Result<TestServer, String> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestServer::try_start_configured(dir, corefile, |o| o.loopback_ephemeral = false)
     }
 
     /// Starts `corefile` from `dir` with the plugins of `plugins` (the tests' own, say:
@@ -52,17 +60,27 @@ impl TestServer {
         corefile: &str,
         plugins: &'static clusterdns::plugin::registry::PluginSet,
     ) -> Result<TestServer, String> {
+        TestServer::try_start_configured(dir, corefile, |o| o.plugins = plugins)
+    }
+
+    /// Starts `corefile` from `dir` with the harness's options changed by `adjust`.
+    pub fn try_start_configured(
+        dir: tempfile::TempDir,
+        corefile: &str,
+        adjust: impl FnOnce(&mut Options),
+    ) -> Result<TestServer, String> {
         let path = dir.path().join("Corefile");
         std::fs::write(&path, corefile).expect("write Corefile");
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        let opts = Options {
+        let mut opts = Options {
             conf: Some(path.clone()),
             dns_port: 53,
             quiet: true,
             udp_workers: Some(2),
             loopback_ephemeral: true,
-            plugins,
+            ..Options::default()
         };
+        adjust(&mut opts);
         let server = rt.block_on(Server::start(opts)).map_err(|e| e.to_string())?;
         Ok(TestServer { server, rt: Some(rt), dir, corefile: path })
     }
@@ -308,7 +326,19 @@ pub struct Process {
 impl Process {
     /// Starts the binary with `args` in `dir`.
     pub fn spawn(dir: &Path, args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        Process::spawn_with(dir, args, |_| {})
+    }
+
+    /// Starts the binary with `args` in `dir`, the command first changed by `adjust` (to set
+    /// its resource limits, or run it in a network namespace).
+    pub fn spawn_with(dir: &Path, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Process {
+        Process::spawn_command(Command::new(env!("CARGO_BIN_EXE_clusterdns")), dir, args, adjust)
+    }
+
+    /// Starts `cmd` with `args` in `dir`, changed by `adjust`, its output collected.
+    pub fn spawn_command(mut cmd: Command, dir: &Path, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Process {
+        adjust(&mut cmd);
+        let mut child = cmd
             .args(args)
             .current_dir(dir)
             .stdout(Stdio::piped())
@@ -385,6 +415,52 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Raises this process's soft open-file limit to the hard one, as the binary does, for tests
+/// that hold thousands of connections; returns the limit, which must be at least `need`.
+pub fn raise_descriptor_limit(need: u64) -> u64 {
+    let limit = clusterdns::server::listen::raise_descriptor_limit().expect("raise RLIMIT_NOFILE");
+    assert!(limit >= need, "this test needs {need} open files; `ulimit -Hn` allows {limit}");
+    limit
+}
+
+/// A TCP connection to `to` from the address `from` (any of 127.0.0.0/8 is the loopback
+/// interface, so tests can be many clients), with reads bounded by [`TIMEOUT`].
+pub fn connect_from(from: std::net::IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(to), Type::STREAM, None)?;
+    // Pick the source port at connect, not at bind: the kernel's search for a free port at
+    // bind slows down badly once thousands are taken from one address.
+    let no_port: libc::c_int = 1;
+    // SAFETY: setsockopt on our own socket with an int option.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&s),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            &no_port as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    s.bind(&SocketAddr::new(from, 0).into())?;
+    s.connect_timeout(&to.into(), TIMEOUT)?;
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(TIMEOUT))?;
+    Ok(s)
+}
+
+/// Sends `name`/`qtype` on an open TCP connection and reads the reply; `None` if the server
+/// closed the connection instead.
+pub fn ask_on(s: &mut TcpStream, name: &str, qtype: RecordType) -> Option<Message> {
+    let q = query_message(name, qtype);
+    let bytes = q.to_vec().expect("encode");
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    s.write_all(&framed).ok()?;
+    let reply = Message::from_vec(&read_tcp_message(s)?).expect("a decodable reply");
+    assert_eq!(reply.id, q.id, "reply id");
+    Some(reply)
 }
 
 /// A free TCP+UDP port on 127.0.0.1, for child processes that need a port up front.

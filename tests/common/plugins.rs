@@ -16,6 +16,8 @@
 //! | `probe`                          | once serving, sends a query for `probe.<zone>` to its own listener and keeps the reply's rcode; answers TXT with it |
 //! | `stop_on_serving MESSAGE`        | once serving, stops the server with MESSAGE                     |
 //! | `consumer` / `provider WORD`     | the consumer answers TXT WORD, from a handle the provider gives |
+//! | `boom`                           | panics for names starting with `boom.`, hands the rest on       |
+//! | `slow MILLIS`                    | answers TXT `slow` after MILLIS milliseconds (a timer, not a blocked thread) |
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, UdpSocket};
@@ -52,6 +54,8 @@ static ORDER: LazyLock<Vec<PluginEntry>> = LazyLock::new(|| {
         PluginEntry { name: "stop_on_serving", parse: stop_on_serving },
         PluginEntry { name: "consumer", parse: consumer },
         PluginEntry { name: "provider", parse: provider },
+        PluginEntry { name: "boom", parse: boom },
+        PluginEntry { name: "slow", parse: slow },
     ];
     let mut order = Vec::new();
     for p in clusterdns::plugins::ALL.order {
@@ -344,5 +348,35 @@ impl Plugin for Consumer {
     }
     async fn serve<'a>(&'a self, req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
         Ok(txt(req, "consumer", &self.0.word()))
+    }
+}
+
+// boom: a plugin that panics (for names under `boom.`), as a plugin bug would.
+simple_plugin!(boom, BoomConfig, "boom", |_c, _ctx| Ok(Some(Arc::new(Boom))));
+struct Boom;
+impl Plugin for Boom {
+    fn name(&self) -> &'static str {
+        "boom"
+    }
+    async fn serve<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> Result<Response, ServeError> {
+        if req.qname().to_string().starts_with("boom.") {
+            panic!("boom: {}", req.qname());
+        }
+        next.run(req).await
+    }
+}
+
+// slow MILLIS: answers after a delay, for queries in flight when something happens.
+simple_plugin!(slow, SlowConfig, "slow", |c, _ctx| {
+    Ok(Some(Arc::new(Slow(Duration::from_millis(c.args[0].parse().expect("milliseconds"))))))
+});
+struct Slow(Duration);
+impl Plugin for Slow {
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    async fn serve<'a>(&'a self, req: &'a mut Request, _next: Next<'a>) -> Result<Response, ServeError> {
+        tokio::time::sleep(self.0).await;
+        Ok(txt(req, "slow", "slow"))
     }
 }

@@ -28,30 +28,39 @@ impl fmt::Display for BindTarget {
     }
 }
 
+/// A target and where it is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub what: BindTarget,
+    pub pos: Pos,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct BindConfig {
-    targets: Vec<BindTarget>,
-    except: Vec<BindTarget>,
+    targets: Vec<Target>,
+    except: Vec<Target>,
     pos: Pos,
 }
 
 impl BindConfig {
-    /// The targets as written (interfaces not yet expanded).
-    pub fn targets(&self) -> impl Iterator<Item = &BindTarget> {
+    /// The targets as written (interfaces not yet expanded), with their positions.
+    pub fn targets(&self) -> impl Iterator<Item = &Target> {
         self.targets.iter()
     }
 
     /// The addresses to listen on: the targets with interfaces expanded to their addresses
-    /// (link-local IPv6 addresses, which need a scope to bind, are left out), minus `except`.
-    pub fn resolve(&self) -> Result<Vec<IpAddr>, Error> {
+    /// (link-local IPv6 addresses, which need a scope to bind, are left out), minus `except`;
+    /// each with the position of the target it came from. An address two targets stand for
+    /// is an error at the second, as CoreDNS refuses to serve a zone twice on one address.
+    pub fn resolve(&self) -> Result<Vec<(IpAddr, Pos)>, Error> {
         let ifaces = interface_addresses();
-        let expand = |t: &BindTarget| -> Result<Vec<IpAddr>, Error> {
-            match t {
+        let expand = |t: &Target| -> Result<Vec<IpAddr>, Error> {
+            match &t.what {
                 BindTarget::Addr(a) => Ok(vec![*a]),
                 BindTarget::Interface(name) => {
                     let addrs: Vec<IpAddr> = ifaces.iter().filter(|(n, _)| n == name).map(|(_, a)| *a).collect();
                     if addrs.is_empty() {
-                        return Err(Error::setup(NAME, &self.pos, format!("interface '{name}' has no usable address")));
+                        return Err(Error::setup(NAME, &t.pos, format!("interface '{name}' has no usable address")));
                     }
                     Ok(addrs)
                 }
@@ -61,18 +70,26 @@ impl BindConfig {
         for t in &self.except {
             excluded.extend(expand(t)?);
         }
-        let mut out: Vec<IpAddr> = Vec::new();
+        let mut out: Vec<(IpAddr, Pos, &Target)> = Vec::new();
         for t in &self.targets {
             for a in expand(t)? {
-                if !excluded.contains(&a) && !out.contains(&a) {
-                    out.push(a);
+                if excluded.contains(&a) {
+                    continue;
                 }
+                if let Some((_, _, first)) = out.iter().find(|(b, _, _)| *b == a) {
+                    return Err(Error::setup(
+                        NAME,
+                        &t.pos,
+                        format!("{a} is listed twice: '{}' at {} stands for it too", first.what, first.pos),
+                    ));
+                }
+                out.push((a, t.pos.clone(), t));
             }
         }
         if out.is_empty() {
             return Err(Error::setup(NAME, &self.pos, "every address is excluded: nothing to listen on"));
         }
-        Ok(out)
+        Ok(out.into_iter().map(|(a, pos, _)| (a, pos)).collect())
     }
 }
 
@@ -80,18 +97,26 @@ pub fn parse(dirs: &[Directive], _ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfi
     let mut cfg = BindConfig { targets: Vec::new(), except: Vec::new(), pos: dirs[0].name.pos.clone() };
     for dir in dirs {
         let mut args = Args::new(NAME, dir);
-        let first = args.required("an address or interface name")?;
-        cfg.targets.push(target(first));
-        for t in args.rest() {
-            cfg.targets.push(target(t));
+        args.required("an address or interface name")?;
+        for t in dir.args.iter() {
+            let what = target(&args, t)?;
+            // CoreDNS refuses a zone served twice on one address, which a repeated address
+            // amounts to; say so at the repeat, not at the block.
+            if let Some(first) = cfg.targets.iter().find(|f| f.what == what) {
+                return Err(args.error(t, format!("'{}' is given twice (first at {})", t.text, first.pos)));
+            }
+            cfg.targets.push(Target { what, pos: t.pos.clone() });
         }
+        args.rest();
         for line in args.block() {
             let mut prop = args.property(line);
             match line.name.text.as_str() {
                 "except" => {
                     prop.required("an address or interface name to exclude")?;
-                    cfg.except.extend(line.args.iter().map(target));
                     prop.rest();
+                    for t in &line.args {
+                        cfg.except.push(Target { what: target(&prop, t)?, pos: t.pos.clone() });
+                    }
                     prop.no_block()?;
                 }
                 _ => return Err(prop.unknown_property()),
@@ -101,13 +126,23 @@ pub fn parse(dirs: &[Directive], _ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfi
     Ok(Box::new(cfg))
 }
 
-/// An IP address (IPv6 may be bracketed), else an interface name.
-fn target(t: &crate::corefile::Token) -> BindTarget {
-    let text = t.text.trim_start_matches('[').trim_end_matches(']');
-    match text.parse::<IpAddr>() {
-        Ok(a) => BindTarget::Addr(a),
-        Err(_) => BindTarget::Interface(t.text.clone()),
+/// An IP address (IPv6 may be bracketed), else an interface name: what Linux accepts as one
+/// (`dev_valid_name`: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or whitespace). Anything
+/// else is an error here, so `-validate` catches `10.0.0.1/8` without looking at the host.
+fn target(args: &Args<'_>, t: &crate::corefile::Token) -> Result<BindTarget, Error> {
+    let text = t.text.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(&t.text);
+    if let Ok(a) = text.parse::<IpAddr>() {
+        return Ok(BindTarget::Addr(a));
     }
+    let name = t.text.as_str();
+    let valid = (1..16).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace());
+    if !valid {
+        return Err(args.error(t, format!("not a valid IP address or interface name: '{name}'")));
+    }
+    Ok(BindTarget::Interface(name.to_string()))
 }
 
 impl PluginConfig for BindConfig {
@@ -178,20 +213,45 @@ mod tests {
 
     #[test]
     fn addresses_interfaces_and_exceptions() {
-        let b = bind(". {\n bind 127.0.0.1 ::1\n bind lo {\n  except ::1\n }\n}").unwrap();
-        assert_eq!(b.targets().map(|t| t.to_string()).collect::<Vec<_>>(), ["127.0.0.1", "::1", "lo"]);
-        let addrs = b.resolve().unwrap();
+        let b = bind(". {\n bind 127.0.0.1 [::1]\n bind lo {\n  except ::1\n }\n}").unwrap();
+        assert_eq!(b.targets().map(|t| t.what.to_string()).collect::<Vec<_>>(), ["127.0.0.1", "::1", "lo"]);
+        // 127.0.0.1 is both written and on lo: named twice.
+        let e = b.resolve().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Corefile:3:7: bind: 127.0.0.1 is listed twice: '127.0.0.1' at Corefile:2:7 stands for it too"
+        );
+        let b = bind(". {\n bind lo {\n  except ::1\n }\n}").unwrap();
+        let addrs: Vec<IpAddr> = b.resolve().unwrap().into_iter().map(|(a, _)| a).collect();
         assert!(addrs.contains(&"127.0.0.1".parse().unwrap()));
         assert!(!addrs.contains(&"::1".parse().unwrap()));
     }
 
     #[test]
     fn errors_name_their_position() {
-        let e = bind(". {\n bind\n}").unwrap_err();
-        assert_eq!(e.to_string(), "Corefile:2:6: bind: expected an address or interface name");
-        let e = bind(". {\n bind 127.0.0.1 {\n  only 1.2.3.4\n }\n}").unwrap_err();
-        assert_eq!(e.to_string(), "Corefile:3:3: bind: unknown property 'only'");
+        for (text, want) in [
+            (". {\n bind\n}", "Corefile:2:6: bind: expected an address or interface name"),
+            (". {\n bind 127.0.0.1 {\n  only 1.2.3.4\n }\n}", "Corefile:3:3: bind: unknown property 'only'"),
+            // Neither an address nor a name Linux would give an interface.
+            (". {\n bind 10.0.0.1/8\n}", "Corefile:2:7: bind: not a valid IP address or interface name: '10.0.0.1/8'"),
+            (
+                ". {\n bind eth0 averyveryverylongname\n}",
+                "Corefile:2:12: bind: not a valid IP address or interface name: 'averyveryverylongname'",
+            ),
+            (
+                ". {\n bind lo {\n  except fe80::1%eth0\n }\n}",
+                "Corefile:3:10: bind: not a valid IP address or interface name: 'fe80::1%eth0'",
+            ),
+            // A repeat is named where it is, across lines too.
+            (
+                ". {\n bind 127.0.0.1 127.0.0.1\n}",
+                "Corefile:2:17: bind: '127.0.0.1' is given twice (first at Corefile:2:7)",
+            ),
+            (". {\n bind lo\n bind eth0 lo\n}", "Corefile:3:12: bind: 'lo' is given twice (first at Corefile:2:7)"),
+        ] {
+            assert_eq!(bind(text).unwrap_err().to_string(), want, "{text}");
+        }
         let e = bind(". {\n bind nosuchiface0\n}").unwrap().resolve().unwrap_err();
-        assert_eq!(e.to_string(), "Corefile:2:2: bind: interface 'nosuchiface0' has no usable address");
+        assert_eq!(e.to_string(), "Corefile:2:7: bind: interface 'nosuchiface0' has no usable address");
     }
 }

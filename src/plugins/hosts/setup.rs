@@ -100,6 +100,13 @@ pub fn parse(dirs: &[Directive], ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfig
             "fallthrough_unsupported" => {
                 return Err(prop.error(&line.name, "'fallthrough_unsupported' is not supported by clusterdns"));
             }
+            // A line meant as an inline entry whose address does not parse: name the address,
+            // not an "unknown property".
+            _ if name.starts_with(|c: char| c.is_ascii_digit()) || name.contains(':') => {
+                return Err(
+                    prop.error(&line.name, format!("invalid address '{name}' in an inline entry (ADDRESS NAME...)"))
+                );
+            }
             _ => return Err(prop.unknown_property()),
         }
         prop.finish()?;
@@ -282,6 +289,12 @@ mod tests {
             ("fallthrough a..b", "3:21: hosts: invalid zone 'a..b': empty label in 'a..b'"),
             ("10.0.0.1", "3:17: hosts: 10.0.0.1: expected a name after the address"),
             ("10.0.0.1 ok a..b", "3:21: hosts: invalid name 'a..b': empty label in 'a..b'"),
+            // An inline entry whose address does not parse names it (it was "unknown property").
+            (
+                "10.0.0.300 web.example.org",
+                "3:9: hosts: invalid address '10.0.0.300' in an inline entry (ADDRESS NAME...)",
+            ),
+            ("fd00::zz web.example.org", "3:9: hosts: invalid address 'fd00::zz' in an inline entry (ADDRESS NAME...)"),
             ("no_reverse {\n        }", "3:20: hosts: no_reverse: takes no block"),
         ];
         for (line, want) in cases {

@@ -1,8 +1,8 @@
 //! ```text
 //! reload [INTERVAL] [JITTER]
 //! ```
-//! CoreDNS's rules: INTERVAL defaults to 30s and may not be below 2s; JITTER defaults to 15s, may
-//! not be below 1s, and is cut to half of INTERVAL when larger.
+//! CoreDNS's rules: INTERVAL defaults to 30s and may not be below 2s; JITTER defaults to 15s, is
+//! 0 (no jitter) or at least 1s, and is cut to half of INTERVAL when larger.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +36,9 @@ pub fn parse(dirs: &[Directive], _ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfi
     let mut jitter = DEFAULT_JITTER;
     if let Some(t) = args.peek() {
         jitter = args.duration("a jitter")?;
-        if jitter < MIN_JITTER {
+        if !jitter.is_zero() && jitter < MIN_JITTER {
             let min = format_duration(MIN_JITTER);
-            return Err(args.error(t, format!("jitter value must be greater or equal to {min}")));
+            return Err(args.error(t, format!("jitter value must be 0 or greater or equal to {min}")));
         }
     }
     args.finish()?;
@@ -77,13 +77,16 @@ mod tests {
         assert_eq!(reload(". {\n reload 2s 1s\n}").unwrap(), (secs(2), secs(1)));
         assert_eq!(reload(". {\n reload 1m 20s\n}").unwrap(), (secs(60), secs(20)));
         assert_eq!(reload(". {\n reload 3s 1s\n}").unwrap(), (secs(3), secs(1)));
+        // Jitter 0 is no jitter, as CoreDNS takes it.
+        assert_eq!(reload(". {\n reload 10s 0\n}").unwrap(), (secs(10), secs(0)));
+        assert_eq!(reload(". {\n reload 10s 0s\n}").unwrap(), (secs(10), secs(0)));
     }
 
     #[test]
     fn errors_name_their_position() {
         for (text, want) in [
             (". {\n reload 1s\n}", "Corefile:2:9: reload: interval value must be greater or equal to 2s"),
-            (". {\n reload 10s 500ms\n}", "Corefile:2:13: reload: jitter value must be greater or equal to 1s"),
+            (". {\n reload 10s 500ms\n}", "Corefile:2:13: reload: jitter value must be 0 or greater or equal to 1s"),
             (". {\n reload 10\n}", "Corefile:2:9: reload: expected an interval (a duration such as 30s), got '10'"),
             (". {\n reload 10s 2s 3s\n}", "Corefile:2:16: reload: unexpected argument '3s'"),
             (". {\n reload {\n }\n}", "Corefile:2:9: reload: takes no block"),
