@@ -6,9 +6,12 @@
 //! query answered by the hosts plugin. So the hit path keeps CoreDNS's simpler structure.
 //!
 //! A full shard makes room when an entry for a new key comes in. CoreDNS evicts at random; here
-//! the first few entries in the map's order (a random sample, the keys being seeded hashes)
-//! are looked at, and the one past its last servable moment, or else the one that expires
-//! first, goes: an entry about to expire is the cheapest to lose.
+//! a few entries from a random place in the map's order are looked at, and the one past its last
+//! servable moment, or else the one that expires first, goes: an entry about to expire is the
+//! cheapest to lose. The place must be random: always the first few in the map's order would
+//! churn the entries that happen to sit there and keep dead ones elsewhere for ever (expired
+//! entries are not removed otherwise, as in CoreDNS), which a test caught evicting a quarter of
+//! the live entries of a cache that had room for them all.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -80,8 +83,11 @@ impl Store {
         let mut shard = self.shard(key).write().expect("cache shard lock");
         let mut evicted = None;
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+            // A shard holds CAPACITY / 256 entries (39 by default): skipping is cheap.
+            let skip = fastrand::usize(..=shard.len().saturating_sub(SAMPLE));
             let victim = shard
                 .iter()
+                .skip(skip)
                 .take(SAMPLE)
                 .min_by_key(|(_, e)| if e.servable(now, stale_for) { e.remaining(now) } else { i64::MIN })
                 .map(|(k, _)| *k);
