@@ -245,6 +245,15 @@ impl WireAnswer {
         })
     }
 
+    /// Whether [`records`](Self::records) can read the records back: always for records that
+    /// came from [`decode_message`](super::decode_message) or were built of modelled types, but
+    /// an [`RData::Opaque`] of a type whose RDATA is read by its fields (an MX of three bytes,
+    /// say) would not be. A cache checks it before keeping an answer, on the miss path.
+    pub fn reads_back(&self) -> bool {
+        self.records.get().is_some()
+            || super::message::decode_sections(&self.bytes, self.start as usize, self.counts).is_ok()
+    }
+
     /// The records' size without name compression.
     pub fn uncompressed_len(&self) -> usize {
         self.uncompressed as usize
@@ -866,6 +875,16 @@ mod tests {
                 "shape {i}"
             );
         }
+    }
+
+    #[test]
+    fn a_wire_answer_that_would_not_read_back_says_so() {
+        let n = Name::parse("www.example.org").unwrap();
+        let good = WireAnswer::new(&n, [vec![a("www.example.org", [10, 0, 0, 1])], vec![], vec![]]);
+        assert!(good.reads_back());
+        let mx = RData::Opaque { rtype: RecordType::MX, data: vec![0u8, 10, 0xff].into() };
+        let bad = WireAnswer::new(&n, [vec![Record::new(n.clone(), 60, mx)], vec![], vec![]]);
+        assert!(!bad.reads_back());
     }
 
     #[test]

@@ -280,7 +280,12 @@ impl Inner {
         for r in resp.answer.iter_mut().chain(&mut resp.authority).chain(&mut resp.additional) {
             r.ttl = ttl;
         }
-        let sections = [resp.answer.clone(), resp.authority.clone(), resp.additional.clone()];
+        let sections = WireAnswer::new(qname, [resp.answer.clone(), resp.authority.clone(), resp.additional.clone()]);
+        if !sections.reads_back() {
+            // Opaque records a plugin built that the decoder would not read (see `reads_back`):
+            // passed on, not kept, so no later hit fails to show them to a plugin in front.
+            return None;
+        }
         let now = Instant::now();
         let e = Arc::new(Entry {
             qname: qname.clone(),
@@ -293,7 +298,7 @@ impl Inner {
             recursion_available: resp.recursion_available,
             authentic_data: resp.authentic_data,
             options: entry::kept_options(&resp.options),
-            sections: WireAnswer::new(qname, sections),
+            sections,
             kind,
             failure: t == Type::ServerError,
             stored: now,
