@@ -10,10 +10,12 @@ use crate::plugin::registry::{PluginEntry, PluginSet};
 pub mod bind;
 pub mod cache;
 pub mod errors;
+pub mod forward;
 pub mod health;
 pub mod hosts;
 pub mod loadbalance;
 pub mod log;
+pub mod r#loop;
 pub mod prometheus;
 pub mod ready;
 pub mod reload;
@@ -36,6 +38,8 @@ pub static ORDER: &[PluginEntry] = &[
     PluginEntry { name: "loadbalance", parse: loadbalance::parse },
     PluginEntry { name: "cache", parse: cache::parse },
     PluginEntry { name: "hosts", parse: hosts::parse },
+    PluginEntry { name: "loop", parse: r#loop::parse },
+    PluginEntry { name: "forward", parse: forward::parse },
     PluginEntry { name: "whoami", parse: whoami::parse },
 ];
 

@@ -324,7 +324,10 @@ impl Server {
                 }
             };
             tokio::select! {
-                _ = fatal.wait_for(Option::is_some) => {
+                // The Ref that wait_for returns holds the watch's read lock: it is dropped here,
+                // before stopping, or a plugin's later Fatal::stop (which takes the write lock on
+                // a UDP worker thread that stop_now joins) would deadlock the shutdown.
+                _ = async { drop(fatal.wait_for(Option::is_some).await) } => {
                     crate::logging::fatal(self.fatal_error().as_deref().unwrap_or_default());
                     self.stop_now().await;
                     return Ok(Stopped::Fatal);
