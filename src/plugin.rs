@@ -74,6 +74,17 @@ pub trait Plugin: Send + Sync + 'static {
         req: &'a mut Request,
         next: Next<'a>,
     ) -> impl Future<Output = Result<Response, ServeError>> + Send + 'a;
+
+    /// Whether this plugin looks at the sections of the answers `next.run` returns it (log
+    /// classifies them, loadbalance reorders them, a cache stores them). An answer kept encoded
+    /// ([`Response::wire`]) is turned into records before such a plugin gets it; a plugin that
+    /// only reads the rcode and flags or passes answers on (errors, prometheus) says `false`, so
+    /// that a cache hit reaches the server still encoded. Such a plugin must not add records
+    /// either: the sections of an answer kept encoded are written from its bytes alone. When
+    /// unsure, keep the default.
+    fn reads_answers(&self) -> bool {
+        true
+    }
 }
 
 /// The boxed future of a plugin in a chain.
@@ -82,7 +93,10 @@ pub type ServeFuture<'a> = Pin<Box<dyn Future<Output = Result<Response, ServeErr
 /// The object-safe form of [`Plugin`], implemented for every plugin; the chain holds these.
 pub trait DynPlugin: Send + Sync + 'static {
     fn name(&self) -> &'static str;
-    fn serve_dyn<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> ServeFuture<'a>;
+    fn reads_answers(&self) -> bool;
+    /// [`Plugin::serve`], boxed; with `materialize`, an answer kept encoded comes back as
+    /// records (the caller [reads answers](Plugin::reads_answers)), in the same box.
+    fn serve_dyn<'a>(&'a self, req: &'a mut Request, next: Next<'a>, materialize: bool) -> ServeFuture<'a>;
 }
 
 impl<P: Plugin> DynPlugin for P {
@@ -90,8 +104,21 @@ impl<P: Plugin> DynPlugin for P {
         Plugin::name(self)
     }
 
-    fn serve_dyn<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> ServeFuture<'a> {
-        Box::pin(self.serve(req, next))
+    fn reads_answers(&self) -> bool {
+        Plugin::reads_answers(self)
+    }
+
+    fn serve_dyn<'a>(&'a self, req: &'a mut Request, next: Next<'a>, materialize: bool) -> ServeFuture<'a> {
+        if !materialize {
+            return Box::pin(self.serve(req, next));
+        }
+        Box::pin(async move {
+            let mut result = self.serve(req, next).await;
+            if let Ok(resp) = &mut result {
+                resp.materialize();
+            }
+            result
+        })
     }
 }
 
@@ -112,13 +139,18 @@ impl<'a> Next<'a> {
         Next { chain, at: 0 }
     }
 
-    /// Runs the rest of the chain on `req`.
+    /// Runs the rest of the chain on `req`. The answer comes back as records when the plugin
+    /// holding this `Next` [reads answers](Plugin::reads_answers); the server, which holds the
+    /// whole chain, gets an answer kept encoded as it is.
     pub fn run<'r>(self, req: &'r mut Request) -> ServeFuture<'r>
     where
         'a: 'r,
     {
         match self.chain.get(self.at) {
-            Some(plugin) => plugin.serve_dyn(req, Next { chain: self.chain, at: self.at + 1 }),
+            Some(plugin) => {
+                let caller_reads = self.at.checked_sub(1).is_some_and(|i| self.chain[i].reads_answers());
+                plugin.serve_dyn(req, Next { chain: self.chain, at: self.at + 1 }, caller_reads)
+            }
             None => {
                 let caller = self.at.checked_sub(1).map_or("", |i| self.chain[i].name());
                 let err = ServeError::new(caller, ErrorKind::NoNextPlugin, "no next plugin found");
@@ -290,6 +322,41 @@ mod tests {
         let mut req = Request::synthetic("example.org.", RecordType::A);
         assert!(testing::run(&chain, &mut req).is_ok());
         assert_eq!(pass.runs(), 2);
+    }
+
+    /// An answer kept encoded reaches plugins that read answers as records, passes the others
+    /// as it is, and reaches the server encoded when nobody in front reads it.
+    #[test]
+    fn encoded_answers_are_records_for_plugins_that_read_answers() {
+        use crate::dns::{RData, Record, WireAnswer};
+        struct Peek(bool, std::sync::Mutex<Vec<(bool, usize)>>);
+        impl Plugin for Peek {
+            fn name(&self) -> &'static str {
+                "peek"
+            }
+            fn reads_answers(&self) -> bool {
+                self.0
+            }
+            async fn serve<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> Result<Response, ServeError> {
+                let resp = next.run(req).await?;
+                self.1.lock().unwrap().push((resp.wire().is_some(), resp.answer.len()));
+                Ok(resp)
+            }
+        }
+        let encoded = testing::answer("encoded", |req| {
+            let a = Record::new(req.qname().clone(), 60, RData::A([10, 0, 0, 1].into()));
+            Ok(Response::new("encoded").with_wire(WireAnswer::new(req.qname(), [vec![a], vec![], vec![]]), Some(5)))
+        });
+        let (reader, passer) = (Arc::new(Peek(true, Default::default())), Arc::new(Peek(false, Default::default())));
+        let mut req = Request::synthetic("example.org.", RecordType::A);
+        let chain = testing::chain(vec![reader.clone(), passer.clone(), encoded.clone()]);
+        let resp = testing::run(&chain, &mut req).unwrap();
+        assert_eq!(*passer.1.lock().unwrap(), [(true, 0)]);
+        assert_eq!(*reader.1.lock().unwrap(), [(false, 1)]);
+        assert_eq!(resp.answer[0].to_string(), "example.org. 5 IN A 10.0.0.1");
+        let chain = testing::chain(vec![passer.clone(), encoded]);
+        let resp = testing::run(&chain, &mut req).unwrap();
+        assert!(resp.wire().is_some() && resp.answer.is_empty());
     }
 
     /// The owned form outlives the query that made it: a task runs the rest of the chain after

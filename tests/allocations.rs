@@ -37,6 +37,9 @@ static GLOBAL: Counting = Counting;
 /// Allocations per query for `name`/`qtype` through `corefile`, after a warm-up that lets
 /// metrics series and buffers settle.
 fn per_query(corefile: &str, name: &str, qtype: RecordType) -> usize {
+    // The count is global: tests measure one at a time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let _guard = rt.enter();
     let offline = Offline::new(corefile).unwrap();
@@ -74,4 +77,43 @@ fn allocations_per_query_on_the_hot_path() {
     assert_eq!(whoami, 3, "whoami");
     // errors + prometheus + hosts: the chain's future, three hops, the answer's vector.
     assert_eq!(hosts, 5, "errors, prometheus, hosts");
+}
+
+/// A cache hit, the hottest path of a cluster, allocates no more than the hosts plugin's answer
+/// behind the same plugins (issue 9): its answer is kept encoded and shared, so nothing is
+/// allocated beyond the chain's future and the hops'.
+#[test]
+fn a_cache_hit_allocates_no_more_than_the_hosts_answer() {
+    let hosts = per_query(
+        "one.test {\n    errors\n    prometheus 127.0.0.1:0\n    hosts {\n        10.0.0.1 a.one.test\n    }\n}\n",
+        "a.one.test.",
+        RecordType::A,
+    );
+    let hit = per_query(
+        "one.test {\n    errors\n    prometheus 127.0.0.1:0\n    cache 30\n    hosts {\n        10.0.0.1 a.one.test\n    }\n}\n",
+        "a.one.test.",
+        RecordType::A,
+    );
+    // errors + prometheus + cache: the chain's future, three hops; no section is allocated.
+    assert_eq!(hit, 4, "errors, prometheus, cache hit");
+    assert!(hit <= hosts, "a cache hit ({hit}) allocates more than the hosts answer ({hosts})");
+    // kubeadm's Corefile has loadbalance in front of the cache: a hit of one record has nothing
+    // to reorder and stays encoded (below); one of several becomes records to be shuffled, one
+    // vector per non-empty section, as the hosts answer has.
+    let balanced = |backend: &str| {
+        let corefile = format!(
+            "one.test {{\n    errors\n    prometheus 127.0.0.1:0\n    loadbalance\n    {backend}\n    hosts {{\n        10.0.0.1 a.one.test\n    }}\n}}\n"
+        );
+        per_query(&corefile, "a.one.test.", RecordType::A)
+    };
+    let (hosts, hit) = (balanced(""), balanced("cache 30"));
+    assert_eq!((hosts, hit), (6, 5), "loadbalance in front: hosts, cache hit of one record");
+    let balanced = |backend: &str| {
+        let corefile = format!(
+            "one.test {{\n    errors\n    prometheus 127.0.0.1:0\n    loadbalance\n    {backend}\n    hosts {{\n        10.0.0.1 a.one.test\n        10.0.0.2 a.one.test\n    }}\n}}\n"
+        );
+        per_query(&corefile, "a.one.test.", RecordType::A)
+    };
+    let (hosts, hit) = (balanced(""), balanced("cache 30"));
+    assert_eq!((hosts, hit), (6, 6), "loadbalance in front: hosts, cache hit of two records");
 }

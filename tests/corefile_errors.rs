@@ -182,9 +182,9 @@ static CASES: &[Case] = &[
     case("unknown directive", ". {\n    whoami\n    bogus\n}\n", &["$DIR/Corefile:3:5: unknown directive 'bogus'"]),
     case(
         "CoreDNS plugin not shipped",
-        ". {\n    cache 30\n    whoami\n}\n",
+        ". {\n    etcd\n    whoami\n}\n",
         &[
-            "$DIR/Corefile:2:5: directive 'cache' is a CoreDNS plugin that clusterdns does not have (see clusterdns -plugins)",
+            "$DIR/Corefile:2:5: directive 'etcd' is a CoreDNS plugin that clusterdns does not have (see clusterdns -plugins)",
         ],
     ),
     case("misspelled directive", ". {\n    whomai\n}\n", &["$DIR/Corefile:2:5: unknown directive 'whomai'"]),

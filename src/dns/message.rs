@@ -243,6 +243,18 @@ pub fn decode_message(msg: &[u8]) -> Result<Message, MessageError> {
     Ok(Message { id, flags, rcode, questions, answer, authority, additional, edns })
 }
 
+/// The answer, authority and additional records of `msg` from byte `at` on, `counts[i]` in each
+/// section: what [`decode_message`] reads after the question, for sections kept encoded after a
+/// question of their own (a cache's [`WireAnswer`](super::WireAnswer)). Allocates one vector per
+/// non-empty section.
+pub fn decode_sections(msg: &[u8], at: usize, counts: [u16; 3]) -> Result<[Vec<Record>; 3], MessageError> {
+    let mut r = Reader { msg, pos: at };
+    let answer = r.records(Section::Answer, counts[0])?;
+    let authority = r.records(Section::Authority, counts[1])?;
+    let additional = r.records(Section::Additional, counts[2])?;
+    Ok([answer, authority, additional])
+}
+
 /// The smallest question: the root name, QTYPE and QCLASS.
 const QUESTION_MIN_LEN: usize = 1 + 4;
 /// The smallest record: the root name, TYPE, CLASS, TTL, RDLENGTH and no RDATA.

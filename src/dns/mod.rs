@@ -14,6 +14,7 @@ mod types;
 
 pub use decode::{Query, Question};
 pub use edns::{Edns, EdnsOptions, ExtendedError};
+pub use encode::WireAnswer;
 pub use message::{Message, MessageError, Section, decode_message};
 pub use name::{Labels, MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, NameMap};
 pub use record::{RData, Record, Soa};

@@ -167,6 +167,26 @@ impl Request {
         self.query.flags & flags::CD != 0
     }
 
+    /// The AD bit of the query: the client wants to learn whether the answer was validated
+    /// (RFC 6840 5.7), even without the DO bit.
+    pub fn authentic_data(&self) -> bool {
+        self.query.flags & flags::AD != 0
+    }
+
+    /// Sets or clears the query's AD bit for the plugins after the caller, and for the query a
+    /// forwarder sends ([`encode_query`](Self::encode_query) writes the flags as they are now).
+    /// A cache sets it on the queries that fill it, so that an upstream validating resolver says
+    /// whether the answer is authentic whatever the client that missed asked (RFC 6840 5.8: it
+    /// sets AD only for queries with AD or DO), and the answer can be served to clients of either
+    /// kind (coredns#6642).
+    pub fn set_authentic_data(&mut self, ad: bool) {
+        if ad {
+            self.query.flags |= flags::AD;
+        } else {
+            self.query.flags &= !flags::AD;
+        }
+    }
+
     pub fn edns(&self) -> Option<&Edns> {
         self.query.edns.as_ref()
     }
@@ -271,6 +291,19 @@ mod tests {
             assert_eq!(r.depth(), depth);
         }
         assert!(r.reentrant(Name::parse("c.d").unwrap(), RecordType::A).is_none());
+    }
+
+    #[test]
+    fn the_ad_bit_can_be_set_for_the_rest_of_the_chain_and_the_query_sent_upstream() {
+        let mut r = Request::synthetic("a.b", RecordType::A);
+        assert!(!r.authentic_data());
+        r.set_authentic_data(true);
+        assert!(r.authentic_data() && r.recursion_desired());
+        let mut wire = Vec::new();
+        r.encode_query(1, &mut wire);
+        assert_eq!(u16::from_be_bytes([wire[2], wire[3]]), flags::RD | flags::AD);
+        r.set_authentic_data(false);
+        assert!(!r.authentic_data() && r.recursion_desired());
     }
 
     #[test]

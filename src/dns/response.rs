@@ -1,6 +1,9 @@
 //! The answer a plugin returns.
 
+use std::sync::Arc;
+
 use super::edns::{EdnsOptions, ExtendedError};
+use super::encode::WireAnswer;
 use super::{Rcode, Record, Request};
 
 /// What a plugin answers. The server encodes it once, after the whole chain has run: header
@@ -14,6 +17,14 @@ use super::{Rcode, Record, Request};
 ///
 /// NXDOMAIN and NODATA are responses like any other; a plugin that cannot answer at all returns
 /// an error instead (see [`ServeError`](crate::plugin::ServeError)).
+///
+/// # Answers kept encoded
+///
+/// A cache hit carries its sections as a shared [`WireAnswer`] ([`with_wire`](Self::with_wire))
+/// rather than records: the server copies its bytes and patches the TTLs. Its sections then read
+/// as empty until [`materialize`](Self::materialize) turns them into records; the chain does that
+/// for every plugin that [reads answers](crate::plugin::Plugin::reads_answers), so a plugin
+/// author never meets one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
     pub rcode: Rcode,
@@ -32,6 +43,8 @@ pub struct Response {
     /// extended DNS error, say). Sent only to clients that sent an OPT record (RFC 6891 7).
     pub options: EdnsOptions,
     plugin: &'static str,
+    /// The sections, encoded, and the TTL to write on each of their records (`None`: as stored).
+    wire: Option<(Arc<WireAnswer>, Option<u32>)>,
 }
 
 impl Response {
@@ -48,6 +61,7 @@ impl Response {
             additional: Vec::new(),
             options: EdnsOptions::new(),
             plugin,
+            wire: None,
         }
     }
 
@@ -77,16 +91,47 @@ impl Response {
         self.plugin
     }
 
+    /// Carries `sections` as written after the question (see [`WireAnswer`]), every record with
+    /// TTL `ttl` if given, instead of the record sections, which must be empty.
+    pub fn with_wire(mut self, sections: Arc<WireAnswer>, ttl: Option<u32>) -> Response {
+        debug_assert!(self.answer.is_empty() && self.authority.is_empty() && self.additional.is_empty());
+        self.wire = Some((sections, ttl));
+        self
+    }
+
+    /// The encoded sections it carries, and the TTL they are written with.
+    pub fn wire(&self) -> Option<(&WireAnswer, Option<u32>)> {
+        self.wire.as_ref().map(|(w, ttl)| (&**w, *ttl))
+    }
+
+    /// Turns encoded sections into records, with the TTL they would be written with, so the
+    /// sections can be read and changed. Does nothing to a response of records. Allocates one
+    /// vector per non-empty section.
+    pub fn materialize(&mut self) {
+        let Some((wire, ttl)) = self.wire.take() else { return };
+        let [answer, authority, additional] = wire.records();
+        let copy = |records: &[Record]| -> Vec<Record> {
+            records.iter().map(|r| Record { ttl: ttl.unwrap_or(r.ttl), ..r.clone() }).collect()
+        };
+        (self.answer, self.authority, self.additional) = (copy(answer), copy(authority), copy(additional));
+    }
+
     /// NOERROR without answers: the name exists but has no records of the asked type.
     pub fn is_nodata(&self) -> bool {
-        self.rcode == Rcode::NOERROR && self.answer.is_empty()
+        let answers = self.wire.as_ref().map_or(self.answer.len(), |(w, _)| w.counts()[0].into());
+        self.rcode == Rcode::NOERROR && answers == 0
     }
 
     /// The size of this response on the wire without name compression, as CoreDNS's `{rsize}`
     /// reports it: header, question, records and the OPT record when the query had EDNS.
     pub fn uncompressed_len(&self, req: &Request) -> usize {
-        let records = self.answer.iter().chain(&self.authority).chain(&self.additional);
-        let rr: usize = records.map(|r| r.name.wire_len() + 10 + r.data.uncompressed_len()).sum();
+        let rr: usize = match &self.wire {
+            Some((w, _)) => w.uncompressed_len(),
+            None => {
+                let records = self.answer.iter().chain(&self.authority).chain(&self.additional);
+                records.map(|r| r.name.wire_len() + 10 + r.data.uncompressed_len()).sum()
+            }
+        };
         let opt = if req.edns().is_some() { 11 + self.options.as_wire().len() } else { 0 };
         12 + req.client_question().name.wire_len() + 4 + rr + opt
     }

@@ -8,6 +8,7 @@
 use crate::plugin::registry::{PluginEntry, PluginSet};
 
 pub mod bind;
+pub mod cache;
 pub mod errors;
 pub mod forward;
 pub mod health;
@@ -36,6 +37,7 @@ pub static ORDER: &[PluginEntry] = &[
     PluginEntry { name: "errors", parse: errors::parse },
     PluginEntry { name: "log", parse: log::parse },
     PluginEntry { name: "loadbalance", parse: loadbalance::parse },
+    PluginEntry { name: "cache", parse: cache::parse },
     PluginEntry { name: "hosts", parse: hosts::parse },
     PluginEntry { name: "kubernetes", parse: kubernetes::parse },
     PluginEntry { name: "loop", parse: r#loop::parse },

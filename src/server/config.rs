@@ -209,11 +209,11 @@ mod tests {
 
     #[test]
     fn unknown_and_unshipped_directives() {
-        let e = plan_str(". {\n  bogus\n  cache 30\n}").unwrap_err();
+        let e = plan_str(". {\n  bogus\n  route53 example.org.:Z1\n}").unwrap_err();
         assert_eq!(
             e.to_string(),
             "Corefile:2:3: unknown directive 'bogus'\n\
-             Corefile:3:3: directive 'cache' is a CoreDNS plugin that clusterdns does not have (see clusterdns -plugins)"
+             Corefile:3:3: directive 'route53' is a CoreDNS plugin that clusterdns does not have (see clusterdns -plugins)"
         );
     }
 

@@ -188,6 +188,11 @@ impl ZoneTable {
             };
             req.set_route(route);
             match run_chain(block.clone(), req).await {
+                // The plugin that asked reads the answer: records, even from a cache hit.
+                (_, Ok(Ok(mut resp))) => {
+                    resp.materialize();
+                    Ok(resp)
+                }
                 (_, Ok(result)) => result,
                 (_, Err(payload)) => {
                     self.log_panic(&block, &*payload);

@@ -88,6 +88,11 @@ impl Plugin for Errors {
         NAME
     }
 
+    /// Only errors are looked at; answers pass as they are (a cache hit stays encoded).
+    fn reads_answers(&self) -> bool {
+        false
+    }
+
     async fn serve<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> Result<Response, ServeError> {
         let result = next.run(req).await;
         if let Err(e) = &result {

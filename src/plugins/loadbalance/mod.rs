@@ -55,10 +55,22 @@ impl Plugin for LoadBalance {
         NAME
     }
 
+    /// It reads answers only when there is something to reorder, and turns an answer kept
+    /// encoded (a cache hit) into records itself then (see `serve`).
+    fn reads_answers(&self) -> bool {
+        false
+    }
+
     async fn serve<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> Result<Response, ServeError> {
         let mut resp = next.run(req).await?;
         let qtype = req.qtype();
         if resp.rcode == Rcode::NOERROR && qtype != RecordType::AXFR && qtype != RecordType::IXFR {
+            // At most one record in each section: no order to change, no answer to cut (N >= 1),
+            // so a cache hit stays encoded. Otherwise it becomes records to be reordered.
+            if resp.wire().is_some_and(|(w, _)| w.counts().iter().all(|&n| n <= 1)) {
+                return Ok(resp);
+            }
+            resp.materialize();
             self.balance(qtype, &mut resp, &mut fastrand::Rng::new());
             if let Some(n) = self.limit_answers {
                 resp.answer.truncate(n.get());

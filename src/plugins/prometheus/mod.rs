@@ -62,6 +62,11 @@ impl Plugin for Prometheus {
         NAME
     }
 
+    /// Only the rcode and the plugin that answered are counted; answers pass as they are.
+    fn reads_answers(&self) -> bool {
+        false
+    }
+
     async fn serve<'a>(&'a self, req: &'a mut Request, next: Next<'a>) -> Result<Response, ServeError> {
         let result = next.run(req).await;
         if let Some(rec) = self.recorder(req) {
