@@ -552,8 +552,9 @@ fn relist_without_a_window(streaming: StreamingLists) {
     api.apply(service("apps", "late", "10.96.0.99", &[("http", 80, "TCP")]));
     api.delete(Kind::Service, Some("apps"), "idle");
     api.api.compact();
-    // A slow relist, so queries land in the middle of it.
-    api.api.set_latency(Duration::from_millis(200));
+    // A slow relist, so queries land in the middle of it: a second a request, longer than a
+    // round of queries takes on a loaded machine (200 ms was not, once).
+    api.api.set_latency(Duration::from_secs(1));
     api.api.resume();
     let start = Instant::now();
     let mut checked = 0;
