@@ -88,6 +88,9 @@ fn ci_setup_installs_every_tool_the_tests_run() {
         ("ip", "iproute2"),
         ("curl", "curl"),
         ("kubectl", "kubernetes-client"),
+        ("nslookup", "bind9-dnsutils"),
+        ("getent", "libc-bin"),
+        ("nsenter", "util-linux"),
     ] {
         assert!(sources.contains(&format!("\"{tool}\"")), "no test runs {tool}: drop it from this table");
         let line = format!("command -v {tool} >/dev/null || need+=({package})");

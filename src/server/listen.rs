@@ -171,6 +171,11 @@ impl Server {
 
 /// A non-blocking TCP listener on `addr` (dual-stack when it is an IPv6 address), for DNS over
 /// TCP and the HTTP endpoints alike.
+///
+/// SO_REUSEPORT, as on the UDP sockets: a second instance can bind the same addresses while the
+/// first drains (a rolling restart on one host, `tests/pod_eye.rs`), and a reload can bind its new
+/// listener before the old one closes. In a pod each instance has its own network namespace, so
+/// nothing else ever shares them.
 pub(crate) fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -178,6 +183,7 @@ pub(crate) fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpLis
         s.set_only_v6(false)?;
     }
     s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     // As Go does, as long a queue of connections not yet accepted as the kernel allows
