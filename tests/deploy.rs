@@ -106,7 +106,10 @@ fn every_manifest_is_a_kubernetes_object_with_no_unknown_field() {
 fn a_misspelt_field_is_found() {
     let (file, mut value) = manifests().into_iter().find(|(_, v)| v["kind"] == "Deployment").unwrap();
     value["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["prot"] = 8181.into();
-    assert_eq!(lost_through::<Deployment>(&file, &value), [".spec.template.spec.containers[0].readinessProbe.httpGet.prot"]);
+    assert_eq!(
+        lost_through::<Deployment>(&file, &value),
+        [".spec.template.spec.containers[0].readinessProbe.httpGet.prot"]
+    );
 }
 
 #[test]
@@ -153,7 +156,8 @@ fn the_deployment_is_what_a_cluster_expects_of_kube_dns() {
     let caps = sc.capabilities.as_ref().unwrap();
     assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
     assert_eq!(caps.add.as_deref(), Some(&["NET_BIND_SERVICE".to_string()][..]));
-    let mount = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.mount_path == "/etc/coredns").expect("/etc/coredns");
+    let mount =
+        c.volume_mounts.as_ref().unwrap().iter().find(|m| m.mount_path == "/etc/coredns").expect("/etc/coredns");
     let volume = pod.volumes.unwrap().into_iter().find(|v| v.name == mount.name).unwrap();
     let config: ConfigMap = manifest("ConfigMap");
     assert_eq!(volume.config_map.unwrap().name, config.metadata.name.unwrap());
@@ -173,7 +177,13 @@ fn the_deployment_is_what_a_cluster_expects_of_kube_dns() {
 fn the_configmap_corefile_is_kubeadms_and_validates() {
     let config: ConfigMap = manifest("ConfigMap");
     let corefile = &config.data.unwrap()["Corefile"];
-    for line in ["kubernetes cluster.local in-addr.arpa ip6.arpa {", "forward . /etc/resolv.conf {", "cache 30 {", "loop", "reload"] {
+    for line in [
+        "kubernetes cluster.local in-addr.arpa ip6.arpa {",
+        "forward . /etc/resolv.conf {",
+        "cache 30 {",
+        "loop",
+        "reload",
+    ] {
         assert!(corefile.lines().any(|l| l.trim() == line), "{line:?} not in the ConfigMap's Corefile");
     }
     let dir = tempfile::tempdir().unwrap();
