@@ -19,6 +19,22 @@ pub struct Record {
 }
 
 impl Record {
+    /// True for an RRSIG whose validity period (RFC 4034 3.1.5) does not hold `now` (seconds since
+    /// the epoch), with the serial-number arithmetic of RFC 1982 as miekg/dns does it; false for
+    /// every other record. The log plugin classifies replies by it and the cache does not keep
+    /// such answers.
+    pub fn rrsig_expired(&self, now: i64) -> bool {
+        let RData::Opaque { rtype: RecordType::RRSIG, data } = &self.data else { return false };
+        // type covered (2), algorithm (1), labels (1), original TTL (4), expiration (4), inception (4)
+        let (Some(exp), Some(inc)) = (data.get(8..12), data.get(12..16)) else { return false };
+        let expiration = u32::from_be_bytes(exp.try_into().expect("4 bytes")) as i64;
+        let inception = u32::from_be_bytes(inc.try_into().expect("4 bytes")) as i64;
+        const YEAR68: i64 = 1 << 31;
+        let ti = inception + (inception - now) / YEAR68 * YEAR68;
+        let te = expiration + (expiration - now) / YEAR68 * YEAR68;
+        !(ti <= now && now <= te)
+    }
+
     /// An IN-class record.
     pub fn new(name: Name, ttl: u32, data: RData) -> Record {
         Record { name, class: Class::IN, ttl, data }

@@ -178,6 +178,11 @@ impl Plugin for Yield {
     }
 }
 
+/// Zones as text, for comparing a parsed config's zones with a list.
+pub fn names(zones: &[Name]) -> Vec<String> {
+    zones.iter().map(|z| z.to_string()).collect()
+}
+
 /// The config `parse` makes of the `name` directives of the first server block of `corefile`
 /// (parsed as the file `/etc/coredns/Corefile`), or the error it gives, as text.
 pub fn parse_config<C: Clone + 'static>(corefile: &str, name: &str, parse: ParseFn) -> Result<C, String> {

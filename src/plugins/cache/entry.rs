@@ -50,7 +50,7 @@ pub fn typify(qname: &Name, qtype: RecordType, qclass: Class, dnssec_ok: bool, r
     // that asked for DNSSEC must not get it from the cache.
     if dnssec_ok {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        if sections(resp).any(|r| rrsig_expired(r, now)) {
+        if sections(resp).any(|r| r.rrsig_expired(now)) {
             return Type::OtherError;
         }
     }
@@ -164,20 +164,6 @@ pub fn answers_question(answer: &[Record], qname: &Name, qtype: RecordType, qcla
         }
     }
     false // a loop
-}
-
-/// True for an RRSIG whose validity period (RFC 4034 3.1.5) does not hold `now`, with the
-/// serial-number arithmetic of RFC 1982 as miekg/dns does it.
-fn rrsig_expired(r: &Record, now: i64) -> bool {
-    let RData::Opaque { rtype: RecordType::RRSIG, data } = &r.data else { return false };
-    // type covered (2), algorithm (1), labels (1), original TTL (4), expiration (4), inception (4)
-    let (Some(exp), Some(inc)) = (data.get(8..12), data.get(12..16)) else { return false };
-    let expiration = u32::from_be_bytes(exp.try_into().expect("4 bytes")) as i64;
-    let inception = u32::from_be_bytes(inc.try_into().expect("4 bytes")) as i64;
-    const YEAR68: i64 = 1 << 31;
-    let ti = inception + (inception - now) / YEAR68 * YEAR68;
-    let te = expiration + (expiration - now) / YEAR68 * YEAR68;
-    !(ti <= now && now <= te)
 }
 
 /// The EDNS options an entry keeps: extended DNS errors describe the answer (RFC 8914), while

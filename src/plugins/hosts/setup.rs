@@ -229,12 +229,10 @@ impl Config {
 mod tests {
     use super::*;
 
+    use crate::plugin::testing::names;
+
     fn config(text: &str) -> Result<Config, String> {
         crate::plugin::testing::parse_config(text, NAME, parse)
-    }
-
-    fn names(zones: &[Name]) -> Vec<String> {
-        zones.iter().map(|z| z.to_string()).collect()
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::format::Reply;
-use crate::dns::{Opcode, RData, Rcode, Record, RecordType, Request};
+use crate::dns::{Opcode, Rcode, Record, RecordType, Request};
 
 /// A class of replies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub fn classify(req: &Request, reply: &Reply<'_>) -> Class {
     }
     if req.dnssec_ok() {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        if [answer, authority, additional].iter().any(|s| s.iter().any(|r| rrsig_expired(r, now))) {
+        if [answer, authority, additional].iter().any(|s| s.iter().any(|r| r.rrsig_expired(now))) {
             return Class::Error;
         }
     }
@@ -65,24 +65,10 @@ pub fn classify(req: &Request, reply: &Reply<'_>) -> Class {
     }
 }
 
-/// True for an RRSIG whose validity period (RFC 4034 3.1.5) does not hold `now`, with the
-/// serial-number arithmetic of RFC 4034 3.1.5 as miekg/dns does it.
-fn rrsig_expired(r: &Record, now: i64) -> bool {
-    let RData::Opaque { rtype: RecordType::RRSIG, data } = &r.data else { return false };
-    // type covered (2), algorithm (1), labels (1), original TTL (4), expiration (4), inception (4)
-    let (Some(exp), Some(inc)) = (data.get(8..12), data.get(12..16)) else { return false };
-    let expiration = u32::from_be_bytes(exp.try_into().expect("4 bytes")) as i64;
-    let inception = u32::from_be_bytes(inc.try_into().expect("4 bytes")) as i64;
-    const YEAR68: i64 = 1 << 31;
-    let ti = inception + (inception - now) / YEAR68 * YEAR68;
-    let te = expiration + (expiration - now) / YEAR68 * YEAR68;
-    !(ti <= now && now <= te)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::{Name, Response, Soa};
+    use crate::dns::{Name, RData, Response, Soa};
 
     fn rr(name: &str, data: RData) -> Record {
         Record::new(Name::parse(name).unwrap(), 60, data)
@@ -154,12 +140,12 @@ mod tests {
             rr("example.org.", RData::Opaque { rtype: RecordType::RRSIG, data: data.into() })
         };
         let now = 1_700_000_000i64;
-        assert!(!rrsig_expired(&sig(1_600_000_000, 1_800_000_000), now));
-        assert!(rrsig_expired(&sig(1_600_000_000, 1_650_000_000), now));
-        assert!(rrsig_expired(&sig(1_750_000_000, 1_800_000_000), now));
+        assert!(!sig(1_600_000_000, 1_800_000_000).rrsig_expired(now));
+        assert!(sig(1_600_000_000, 1_650_000_000).rrsig_expired(now));
+        assert!(sig(1_750_000_000, 1_800_000_000).rrsig_expired(now));
         // Not an RRSIG, or too short to read: never expired.
-        assert!(!rrsig_expired(&rr("example.org.", RData::A("10.0.0.1".parse().unwrap())), now));
+        assert!(!rr("example.org.", RData::A("10.0.0.1".parse().unwrap())).rrsig_expired(now));
         let short = rr("example.org.", RData::Opaque { rtype: RecordType::RRSIG, data: vec![0; 10].into() });
-        assert!(!rrsig_expired(&short, now));
+        assert!(!short.rrsig_expired(now));
     }
 }
