@@ -510,3 +510,61 @@ fn a_configmap_update_is_served_within_two_seconds() {
         Some((0, vec![Ipv4Addr::new(10, 96, 1, 1)]))
     );
 }
+
+/// Not a check but a measurement, run by hand (`cargo test --release --test pod_eye -- --ignored
+/// --nocapture`): the latency a pod sees through libc (`getaddrinfo`, AF_UNSPEC as applications
+/// call it, kubelet's search path and ndots:5) for a service's short name and for an external
+/// name, from clusterdns and then from unbound serving the same names at the same address.
+#[test]
+#[ignore]
+fn latency_through_libc_against_unbound() {
+    let s = setup();
+    let script = "import socket, sys, time\n\
+        for name in sys.argv[1:]:\n\
+        \x20   socket.getaddrinfo(name, None)\n\
+        \x20   lat = []\n\
+        \x20   for _ in range(2000):\n\
+        \x20       t = time.perf_counter(); socket.getaddrinfo(name, None); lat.append((time.perf_counter() - t) * 1e6)\n\
+        \x20   lat.sort()\n\
+        \x20   print(f'{name}: p50 {lat[len(lat)//2]:.0f} us, p99 {lat[len(lat)*99//100]:.0f} us')\n";
+    let measure = |who: &str| {
+        let out = output(s.cluster.pod.cmd("python3").args(["-c", script, "web", "www.example.test"]));
+        eprintln!("{who}:\n{out}");
+    };
+    measure("clusterdns");
+    drop(s.container);
+
+    // unbound at the same address: the cluster names as local data, the rest forwarded to the
+    // same upstream; its cache answers the external name after the first query, as
+    // clusterdns's does.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("unbound.conf");
+    fs::write(
+        &conf,
+        format!(
+            "server:\n  interface: {NODE}\n  port: 53\n  access-control: 10.253.0.0/16 allow\n  chroot: \"\"\n  \
+             username: \"\"\n  directory: \"{d}\"\n  pidfile: \"\"\n  use-syslog: no\n  num-threads: 1\n  \
+             module-config: \"iterator\"\n  do-not-query-localhost: no\n  local-zone: \"cluster.local.\" static\n  \
+             local-data: \"web.default.svc.cluster.local. 30 IN A 10.96.1.1\"\n\
+             forward-zone:\n  name: \".\"\n  forward-addr: {UPSTREAM}\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let _unbound = Killed(
+        s.cluster
+            .node
+            .cmd("unbound")
+            .args(["-d", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        dir,
+    );
+    let up =
+        s.cluster.pod.within(|| common::eventually(Duration::from_secs(10), || ask("web.default.svc.cluster.local")));
+    assert!(up.is_some(), "unbound did not answer");
+    measure("unbound");
+}
