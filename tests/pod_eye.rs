@@ -544,7 +544,8 @@ fn latency_through_libc_against_unbound() {
         format!(
             "server:\n  interface: {NODE}\n  port: 53\n  access-control: 10.253.0.0/16 allow\n  chroot: \"\"\n  \
              username: \"\"\n  directory: \"{d}\"\n  pidfile: \"\"\n  use-syslog: no\n  num-threads: 1\n  \
-             module-config: \"iterator\"\n  do-not-query-localhost: no\n  local-zone: \"cluster.local.\" static\n  \
+             module-config: \"iterator\"\n  do-not-query-localhost: no\n  \
+             local-zone: \"test.\" nodefault\n  local-zone: \"cluster.local.\" static\n  \
              local-data: \"web.default.svc.cluster.local. 30 IN A 10.96.1.1\"\n\
              forward-zone:\n  name: \".\"\n  forward-addr: {UPSTREAM}\n",
             d = dir.path().display()
