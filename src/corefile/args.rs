@@ -76,6 +76,19 @@ impl<'a> Args<'a> {
         self.dir.block.as_ref().map(|b| b.lines.as_slice()).unwrap_or(&[])
     }
 
+    /// Errors at the second line of the block that repeats a property name, unless `repeatable`
+    /// says the name may come more than once: `'ttl' is given twice`.
+    pub fn each_once(&self, repeatable: impl Fn(&str) -> bool) -> Result<(), Error> {
+        let lines = self.block();
+        for (i, line) in lines.iter().enumerate() {
+            let name = line.name.text.as_str();
+            if !repeatable(name) && lines[..i].iter().any(|l| l.name.text == name) {
+                return Err(self.error(&line.name, format!("'{name}' is given twice")));
+            }
+        }
+        Ok(())
+    }
+
     /// Errors if the directive has a block.
     pub fn no_block(&self) -> Result<(), Error> {
         match &self.dir.block {

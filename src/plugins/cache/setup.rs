@@ -117,15 +117,11 @@ pub fn parse(dirs: &[Directive], ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfig
     let zones = args.zones()?;
     cfg.zones = if zones.is_empty() { ctx.zones.to_vec() } else { zones };
 
-    let mut seen: Vec<&str> = Vec::new();
+    args.each_once(|name| name == "disable")?;
     for line in args.block() {
         let mut prop = args.property(line);
         prop.no_block()?;
         let name = line.name.text.as_str();
-        if name != "disable" && seen.contains(&name) {
-            return Err(prop.error(&line.name, format!("'{name}' is given twice")));
-        }
-        seen.push(name);
         match name {
             "success" => cfg.success = tier(&mut prop, cfg.success)?,
             "denial" => cfg.denial = tier(&mut prop, cfg.denial)?,

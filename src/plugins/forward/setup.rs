@@ -137,15 +137,11 @@ fn parse_stanza(dir: &Directive) -> Result<StanzaConfig, Error> {
         tls_pos: None,
         tls_servername: None,
     };
-    let mut seen: Vec<&str> = Vec::new();
+    args.each_once(|_| false)?;
     for line in args.block() {
         let mut prop = args.property(line);
         prop.no_block()?;
         let name = line.name.text.as_str();
-        if seen.contains(&name) {
-            return Err(prop.error(&line.name, format!("'{name}' is given twice")));
-        }
-        seen.push(name);
         match name {
             "except" => {
                 if line.args.is_empty() {

@@ -68,7 +68,7 @@ pub fn parse(dirs: &[Directive], ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfig
         fall: Fallthrough::never(),
     };
 
-    let mut seen: Vec<&str> = Vec::new();
+    args.each_once(is_address)?;
     for line in args.block() {
         let mut prop = args.property(line);
         prop.no_block()?;
@@ -77,10 +77,6 @@ pub fn parse(dirs: &[Directive], ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfig
             cfg.inline.push(inline_entry(&mut prop, line)?);
             continue;
         }
-        if seen.contains(&name) {
-            return Err(prop.error(&line.name, format!("'{name}' is given twice")));
-        }
-        seen.push(name);
         match name {
             "ttl" => {
                 let t = prop.required("a TTL in seconds")?;

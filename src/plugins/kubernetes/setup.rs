@@ -115,15 +115,11 @@ pub fn parse(dirs: &[Directive], ctx: &ParseCtx<'_>) -> Result<Box<dyn DynConfig
     let mut namespaces_pos: Option<Pos> = None;
     let mut namespace_labels_pos: Option<Pos> = None;
 
-    let mut seen: Vec<&str> = Vec::new();
+    args.each_once(|_| false)?;
     for line in args.block() {
         let mut prop = args.property(line);
         prop.no_block()?;
         let name = line.name.text.as_str();
-        if seen.contains(&name) {
-            return Err(prop.error(&line.name, format!("'{name}' is given twice")));
-        }
-        seen.push(name);
         match name {
             "endpoint" => {
                 let url = prop.required("the API server's URL")?;
