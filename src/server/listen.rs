@@ -1,14 +1,13 @@
 //! DNS listeners: binding a listen address's sockets (one UDP socket per worker thread and a
 //! TCP listener, on the same port), serving them, stopping them, and counting the queries and
-//! connections in flight so shutdown can wait for them.
+//! connections in flight (`inflight.rs`) so shutdown can wait for them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use socket2::Socket;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::dispatch::ZoneTable;
 use super::tcp::table::ListenerId;
@@ -30,41 +29,6 @@ pub(super) fn server_label(transport: Transport, host: Option<IpAddr>, port: u16
         None => format!("{}://:{port}", transport.scheme()),
         Some(IpAddr::V6(ip)) => format!("{}://[{ip}]:{port}", transport.scheme()),
         Some(IpAddr::V4(ip)) => format!("{}://{ip}:{port}", transport.scheme()),
-    }
-}
-
-/// Counts queries and connections still being served, for graceful shutdown.
-#[derive(Default)]
-pub struct InFlight {
-    n: AtomicUsize,
-    idle: Notify,
-}
-
-/// Held while a query or connection is being served.
-pub struct InFlightGuard(Arc<InFlight>);
-
-impl InFlight {
-    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
-        self.n.fetch_add(1, Ordering::AcqRel);
-        InFlightGuard(self.clone())
-    }
-
-    pub(super) async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.n.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        if self.0.n.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
     }
 }
 

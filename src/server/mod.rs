@@ -57,6 +57,7 @@ pub mod build;
 pub mod config;
 pub mod dispatch;
 pub mod http;
+mod inflight;
 pub mod listen;
 pub mod panic;
 pub mod reload;
@@ -64,8 +65,9 @@ mod tcp;
 mod udp;
 
 use http::HttpListener;
+pub use inflight::InFlight;
+pub use listen::ListenKey;
 use listen::Listener;
-pub use listen::{InFlight, ListenKey};
 use reload::{Generation, parse_corefile};
 pub use tcp::TcpSettings;
 pub use tcp::table::{DEFAULT_MAX_CONNECTIONS, descriptor_budget, descriptor_reserve};

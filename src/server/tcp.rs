@@ -52,7 +52,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::dispatch::{Handled, Meta, ZoneTable};
-use super::listen::{InFlight, InFlightGuard};
+use super::inflight::{InFlight, InFlightGuard};
 use crate::dns::Proto;
 
 pub mod table;
