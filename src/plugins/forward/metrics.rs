@@ -8,10 +8,17 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::upstream::Transport;
 use crate::dns::Rcode;
 use crate::metrics::dns::TIME_BUCKETS;
 use crate::metrics::{Counter, Family, Histogram, Registry};
+
+/// The transport one exchange uses: the `proto` label of the connection cache metrics, and what
+/// the upstream dials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
 
 /// `proxy_name` of every series: the plugin's name, as CoreDNS labels them.
 const PROXY_NAME: &str = "forward";

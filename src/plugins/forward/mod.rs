@@ -46,8 +46,9 @@ mod setup;
 mod tls;
 mod upstream;
 
+use metrics::Transport;
 pub use setup::parse;
-use upstream::{Transport, Upstream};
+use upstream::Upstream;
 
 pub const NAME: &str = "forward";
 

@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Notify;
 
-use super::metrics::UpstreamMetrics;
+use super::metrics::{Transport, UpstreamMetrics};
 use crate::dns::{Message, Name, Question, decode_message};
 
 /// Why an exchange with an upstream failed.
@@ -46,13 +46,6 @@ pub enum ExchangeError {
     Closed,
     #[error("undecodable answer: {0}")]
     Malformed(#[from] crate::dns::MessageError),
-}
-
-/// The transport one exchange uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
 }
 
 /// Settings of the connections to an upstream.
