@@ -35,9 +35,10 @@ const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 /// The Kubernetes release whose API k8s-openapi's `latest` feature describes.
 const KUBERNETES_MINOR: &str = "37";
 
-/// Answers one request of the Kubernetes API.
-pub(crate) async fn respond<B>(shared: &Arc<Shared>, req: &Request<B>) -> Response<ApiBody> {
-    match try_respond(shared, req).await {
+/// Answers one request of the Kubernetes API. `certified`: the connection presented a client
+/// certificate that the client CA signed (the TLS handshake verified it).
+pub(crate) async fn respond<B>(shared: &Arc<Shared>, req: &Request<B>, certified: bool) -> Response<ApiBody> {
+    match try_respond(shared, req, certified).await {
         Ok(response) => response,
         Err(error) => error_response(&error),
     }
@@ -56,9 +57,15 @@ pub(crate) fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Respo
         .expect("static headers are valid")
 }
 
-async fn try_respond<B>(shared: &Arc<Shared>, req: &Request<B>) -> Result<Response<ApiBody>, ApiError> {
+async fn try_respond<B>(
+    shared: &Arc<Shared>,
+    req: &Request<B>,
+    certified: bool,
+) -> Result<Response<ApiBody>, ApiError> {
     shared.faults.gate().await?;
-    authenticate(shared, req.headers())?;
+    if !certified {
+        authenticate(shared, req.headers())?;
+    }
 
     let route = route(req.uri().path())?;
     if req.method() != Method::GET {

@@ -40,3 +40,4 @@ pub use kubeconfig::CONTEXT as KUBECONFIG_CONTEXT;
 pub use load::{LoadError, LoadSummary};
 pub use object::{ClusterObject, ObjectError};
 pub use server::{Builder, Error, ObjectRef, PauseMode, RequestRecord, StreamingLists, TestApiServer};
+pub use tls::ClientCertificate;

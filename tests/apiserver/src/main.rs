@@ -42,6 +42,11 @@ struct Args {
     /// on 127.0.0.1 at this port (0 picks a free one). Off by default.
     #[arg(long, value_name = "PORT")]
     control_port: Option<u16>,
+    /// Also take client certificates signed by a client CA made at start, in place of the token,
+    /// and write into this directory `client.crt`, `client.key`, `client-ca.crt` and the serving
+    /// CA `ca.crt` (clusterdns: `tls DIR/client.crt DIR/client.key DIR/ca.crt`).
+    #[arg(long, value_name = "DIR")]
+    client_certs_out: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -69,6 +74,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(token) = args.token {
         builder = builder.token(token);
     }
+    if args.client_certs_out.is_some() {
+        builder = builder.client_certificates();
+    }
     if let Some(port) = args.control_port {
         builder = builder.control(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
@@ -88,6 +96,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed(),
         api.kubeconfig_path().display()
     );
+    if let (Some(dir), Some(issued), Some(ca)) = (&args.client_certs_out, api.client_certificate(), api.ca_pem()) {
+        std::fs::create_dir_all(dir)?;
+        for (file, pem) in
+            [("client.crt", &issued.cert_pem), ("client.key", &issued.key_pem), ("client-ca.crt", &issued.ca_pem)]
+        {
+            std::fs::write(dir.join(file), pem)?;
+        }
+        std::fs::write(dir.join("ca.crt"), ca)?;
+        eprintln!("clusterdns-apiserver: client certificate and CAs in {}", dir.display());
+    }
     if let Some(control) = api.control_addr() {
         eprintln!("clusterdns-apiserver: control endpoint on http://{control}");
     }

@@ -23,6 +23,7 @@ use crate::load::{self, LoadError, LoadSummary};
 use crate::object::{ClusterObject, ObjectError};
 use crate::status::ApiError;
 use crate::store::Store;
+use crate::tls::ClientCertificate;
 use crate::{Kind, control, http, kubeconfig, tls};
 
 /// Why the server could not start or a client could not be made.
@@ -234,6 +235,7 @@ pub struct Builder {
     objects: Vec<ClusterObject>,
     files: Vec<PathBuf>,
     control: Option<SocketAddr>,
+    client_certificates: bool,
 }
 
 impl Default for Builder {
@@ -248,11 +250,22 @@ impl Default for Builder {
             objects: Vec::new(),
             files: Vec::new(),
             control: None,
+            client_certificates: false,
         }
     }
 }
 
 impl Builder {
+    /// Also authenticate clients by certificate, as kube-apiserver's `--client-ca-file`: a client
+    /// CA and a certificate it signed are made at start ([`TestApiServer::client_certificate`]);
+    /// a connection presenting that certificate needs no bearer token, one presenting a
+    /// certificate the client CA did not sign fails its TLS handshake, and one presenting none
+    /// still needs the token. HTTPS only.
+    pub fn client_certificates(mut self) -> Self {
+        self.client_certificates = true;
+        self
+    }
+
     /// Serve HTTPS with a freshly made CA (the default).
     pub fn https(mut self) -> Self {
         self.https = true;
@@ -354,10 +367,13 @@ impl Builder {
             } else {
                 vec![address.ip().to_string()]
             };
-            (Some(tls::generate(&extra)?), "https")
+            (Some(tls::generate(&extra, self.client_certificates)?), "https")
+        } else if self.client_certificates {
+            return Err(Error::Tls("client certificates need HTTPS".into()));
         } else {
             (None, "http")
         };
+        let client = tls.as_ref().and_then(|t| t.client.clone());
         let url = format!("{scheme}://{address}");
         let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
         let (kubeconfig_path, tempdir) = match self.kubeconfig_path {
@@ -388,7 +404,7 @@ impl Builder {
             None => None,
         };
         tracing::info!(%url, kubeconfig = %kubeconfig_path.display(), "test API server started");
-        Ok(TestApiServer { shared, address, url, ca_pem, kubeconfig_path, _tempdir: tempdir, task, control })
+        Ok(TestApiServer { shared, address, url, ca_pem, client, kubeconfig_path, _tempdir: tempdir, task, control })
     }
 }
 
@@ -422,10 +438,15 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                 connections.spawn(async move {
                     match tls {
                         Some(tls) => match tls.accept(stream).await {
-                            Ok(stream) => serve_connection(stream, shared).await,
+                            Ok(stream) => {
+                                // The verifier let the handshake finish only with no certificate
+                                // or one the client CA signed.
+                                let certified = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                                serve_connection(stream, shared, certified).await
+                            }
                             Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                         },
-                        None => serve_connection(stream, shared).await,
+                        None => serve_connection(stream, shared, false).await,
                     }
                 });
             }
@@ -434,11 +455,15 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
     }
 }
 
-async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: S, shared: Arc<Shared>) {
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    io: S,
+    shared: Arc<Shared>,
+    certified: bool,
+) {
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let shared = shared.clone();
         async move {
-            let response = http::respond(&shared, &req).await;
+            let response = http::respond(&shared, &req, certified).await;
             shared.record(RequestRecord {
                 method: req.method().to_string(),
                 path: req.uri().path().to_owned(),
@@ -475,6 +500,7 @@ pub struct TestApiServer {
     address: SocketAddr,
     url: String,
     ca_pem: Option<String>,
+    client: Option<ClientCertificate>,
     kubeconfig_path: PathBuf,
     _tempdir: Option<tempfile::TempDir>,
     task: JoinHandle<()>,
@@ -549,6 +575,12 @@ impl TestApiServer {
     /// The kubeconfig that reaches it, for kube-rs, kubectl or the DNS server under test.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig_path
+    }
+
+    /// With [`Builder::client_certificates`]: a client certificate the server accepts in place of
+    /// the bearer token, its key, and the client CA that signed it.
+    pub fn client_certificate(&self) -> Option<&ClientCertificate> {
+        self.client.as_ref()
     }
 
     /// The bearer token clients must present.

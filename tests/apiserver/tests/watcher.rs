@@ -608,3 +608,47 @@ async fn resource_version_semantics_of_lists_and_watches() {
         other => panic!("expected an ERROR event, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_client_certificate_from_the_client_ca_stands_in_for_the_token() {
+    let api = TestApiServer::builder().client_certificates().start().await.unwrap();
+    api.apply(service("ns-0", "a", "10.0.0.1")).unwrap();
+    let issued = api.client_certificate().expect("client certificates were asked for").clone();
+    assert_ne!(issued.ca_pem, api.ca_pem().unwrap(), "the client CA is not the serving CA");
+    let dir = tempfile::tempdir().unwrap();
+    let base = api.kube_config().await.unwrap();
+    // A client with a certificate and key, and no token.
+    let with_certificate = |name: &str, cert_pem: &str, key_pem: &str| {
+        let (cert, key) = (dir.path().join(format!("{name}.crt")), dir.path().join(format!("{name}.key")));
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        let mut config = base.clone();
+        config.auth_info = Default::default();
+        config.auth_info.client_certificate = Some(cert.display().to_string());
+        config.auth_info.client_key = Some(key.display().to_string());
+        Api::<Service>::all(kube::Client::try_from(config).unwrap())
+    };
+
+    let list =
+        with_certificate("issued", &issued.cert_pem, &issued.key_pem).list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1, "a client certificate the client CA signed is enough");
+
+    let mut anonymous = base.clone();
+    anonymous.auth_info = Default::default();
+    let refused = Api::<Service>::all(kube::Client::try_from(anonymous).unwrap()).list(&ListParams::default()).await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(status)) if status.code == 401),
+        "neither a certificate nor a token: 401, got {refused:?}"
+    );
+
+    // A certificate no CA of the server signed: the handshake fails.
+    let stranger = rcgen::generate_simple_self_signed(vec!["clusterdns".to_string()]).unwrap();
+    let refused = with_certificate("stranger", &stranger.cert.pem(), &stranger.signing_key.serialize_pem())
+        .list(&ListParams::default())
+        .await;
+    assert!(refused.is_err() && !matches!(refused, Err(kube::Error::Api(_))), "a TLS failure, got {refused:?}");
+
+    // The token still works.
+    let services: Api<Service> = Api::all(api.kube_client().await.unwrap());
+    assert_eq!(services.list(&ListParams::default()).await.unwrap().items.len(), 1);
+}
