@@ -1,5 +1,5 @@
 //! kubernetes over real sockets: the real plugin, its real kube client over HTTPS with a bearer
-//! token, against the test API server (tests/apiserver). Each test is named after the section of
+//! token (or a client certificate), against the test API server (tests/apiserver). Each test is named after the section of
 //! the Kubernetes DNS-Based Service Discovery specification (schema 1.1.0) or the CoreDNS
 //! behaviour it checks.
 
@@ -684,6 +684,49 @@ fn bearer_token_from_a_file_and_a_wrong_one() {
     for name in ["web.apps.svc.cluster.local.", "nope.apps.svc.cluster.local."] {
         assert_eq!(q(&s, name, RecordType::A).response_code, ResponseCode::ServFail, "{name}");
     }
+}
+
+/// `endpoint URL` with `tls CERT KEY CACERT`, against an API server that takes client
+/// certificates from its own client CA (as kube-apiserver's `--client-ca-file`): the plugin
+/// authenticates with the certificate alone, no token, and checks the server against CACERT. A
+/// certificate the client CA did not sign fails the handshake and leaves the plugin unready:
+/// SERVFAIL, never NXDOMAIN.
+#[test]
+fn endpoint_with_a_tls_client_certificate_and_a_stranger_one() {
+    let api = Api::start_with(cluster(), |b| b.client_certificates());
+    let issued = api.api.client_certificate().expect("client certificates were asked for").clone();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, api.api.ca_pem().unwrap()).unwrap();
+    let corefile = |name: &str, cert_pem: &str, key_pem: &str, extra: &str| {
+        let (cert, key) = (dir.path().join(format!("{name}.crt")), dir.path().join(format!("{name}.key")));
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        let connection =
+            format!("endpoint {}\n        tls {} {} {}\n", api.api.url(), cert.display(), key.display(), ca.display());
+        kubeadm(Path::new("KUBECONFIG"), extra).replace("kubeconfig KUBECONFIG\n", &connection)
+    };
+
+    let s = TestServer::start(&corefile("issued", &issued.cert_pem, &issued.key_pem, ""));
+    let m = q(&s, "web.apps.svc.cluster.local.", RecordType::A);
+    assert_eq!(answers(&m), ["web.apps.svc.cluster.local. 30 IN A 10.96.0.10"]);
+    assert_nxdomain(&q(&s, "nope.apps.svc.cluster.local.", RecordType::A), "synced");
+    let requests = api.api.requests();
+    assert!(!requests.is_empty() && requests.iter().all(|r| r.status == 200), "{requests:?}");
+    drop(s);
+
+    let before = api.api.requests().len();
+    let stranger = rcgen::generate_simple_self_signed(vec!["clusterdns".to_string()]).unwrap();
+    let s = TestServer::start(&corefile(
+        "stranger",
+        &stranger.cert.pem(),
+        &stranger.signing_key.serialize_pem(),
+        "        startup_timeout 500ms\n",
+    ));
+    for name in ["web.apps.svc.cluster.local.", "nope.apps.svc.cluster.local."] {
+        assert_eq!(q(&s, name, RecordType::A).response_code, ResponseCode::ServFail, "{name}");
+    }
+    assert_eq!(api.api.requests().len(), before, "no request got past the handshake");
 }
 
 /// A reload that leaves the kubernetes block's connection and filters alone keeps the watches
