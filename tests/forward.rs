@@ -4,6 +4,7 @@
 mod common;
 mod upstreams;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -157,31 +158,89 @@ fn coredns_2636_late_and_spoofed_answers_are_ignored_not_formerr() {
     }
 }
 
-/// Each UDP query leaves from a fresh random source port.
-#[test]
-fn each_udp_query_has_its_own_source_port() {
+/// A UDP upstream on loopback that records the source port and name of every query and answers
+/// each with one A record, except names starting with `drop`, which it ignores. Ends 500 ms after
+/// the last query; join it for the record.
+fn recording_upstream() -> (SocketAddr, std::thread::JoinHandle<Vec<(u16, String)>>) {
     let rec = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = rec.local_addr().unwrap();
     rec.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     let t = std::thread::spawn(move || {
-        let mut ports = Vec::new();
+        let mut seen = Vec::new();
         let mut buf = [0u8; 2048];
         while let Ok((n, from)) = rec.recv_from(&mut buf) {
-            ports.push(from.port());
             let q = Message::from_vec(&buf[..n]).unwrap();
-            let _ = rec.send_to(&a_records(&q, 1), from);
+            let name = q.queries[0].name().to_ascii();
+            if !name.starts_with("drop") {
+                let _ = rec.send_to(&a_records(&q, 1), from);
+            }
+            seen.push((from.port(), name));
         }
-        ports
+        seen
     });
+    (addr, t)
+}
+
+/// UDP sockets are pooled like TCP connections (CoreDNS does too), but one carries at most 64
+/// queries: the source port keeps changing. Counted as connection cache hits and misses.
+#[test]
+fn udp_sockets_are_pooled_for_at_most_64_queries() {
+    let (addr, t) = recording_upstream();
     let s = forward_to(&addr.to_string(), "");
-    for i in 0..20 {
+    for i in 0..150 {
         assert_eq!(query_udp(s.addr(), &format!("p{i}.example."), RecordType::A).answers.len(), 1);
     }
-    let mut ports = t.join().unwrap();
-    assert_eq!(ports.len(), 20);
-    ports.sort();
-    ports.dedup();
-    assert!(ports.len() >= 19, "source ports reused: {ports:?}");
+    let seen = t.join().unwrap();
+    assert_eq!(seen.len(), 150);
+    let mut per_port = std::collections::BTreeMap::<u16, usize>::new();
+    for (port, _) in &seen {
+        *per_port.entry(*port).or_default() += 1;
+    }
+    // Sequential queries take the one idle socket until it has carried its 64.
+    assert_eq!(per_port.values().copied().max(), Some(64), "{per_port:?}");
+    assert_eq!(per_port.len(), 3, "{per_port:?}");
+    let label =
+        |m: &str| format!("coredns_proxy_conn_cache_{m}_total{{proto=\"udp\",proxy_name=\"forward\",to=\"{addr}\"}}");
+    assert_eq!((metric(&s, &label("misses")), metric(&s, &label("hits"))), (3.0, 147.0), "{}", s.metrics());
+}
+
+/// A socket whose query timed out is closed, not pooled: its late answer can never meet the next
+/// query, which leaves from another port.
+#[test]
+fn a_udp_socket_whose_query_timed_out_is_not_reused() {
+    let (addr, t) = recording_upstream();
+    let s = forward_to(&addr.to_string(), "        read_timeout 200ms");
+    assert_eq!(query_udp(s.addr(), "before.example.", RecordType::A).answers.len(), 1);
+    assert_eq!(query_udp(s.addr(), "drop.example.", RecordType::A).response_code, ResponseCode::ServFail);
+    assert_eq!(query_udp(s.addr(), "after.example.", RecordType::A).answers.len(), 1);
+    let seen = t.join().unwrap();
+    let port = |name: &str| seen.iter().find(|(_, n)| n == name).map(|(p, _)| *p).unwrap();
+    assert_eq!(port("before.example."), port("drop.example."), "the pooled socket was reused: {seen:?}");
+    for (p, n) in &seen {
+        if n.starts_with("drop") {
+            assert_ne!(*p, port("after.example."), "a timed-out socket was reused: {seen:?}");
+        }
+    }
+}
+
+/// coredns#2636, on a pooled socket: the upstream answers twice, and the duplicate arrives on
+/// the socket after it went back to the pool. The next query on it reads the stale answer first
+/// (another ID, another question), drops it and gets its own.
+#[test]
+fn coredns_2636_a_stale_answer_on_a_pooled_socket_is_dropped() {
+    let up = Scripted::start(|q, _| {
+        vec![Act::Reply(a_records(q, 1)), Act::Wait(Duration::from_millis(30)), Act::Reply(a_records(q, 2))]
+    });
+    let s = forward_to(&up.addr.to_string(), "");
+    for i in 0..10 {
+        let reply = query_udp(s.addr(), &format!("d{i}.example."), RecordType::A);
+        assert_eq!(reply.response_code, ResponseCode::NoError);
+        assert_eq!(rrs(&reply.answers), [format!("d{i}.example. 60 IN A 10.0.0.0")]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let hits =
+        format!("coredns_proxy_conn_cache_hits_total{{proto=\"udp\",proxy_name=\"forward\",to=\"{}\"}}", up.addr);
+    assert_eq!(metric(&s, &hits), 9.0, "{}", s.metrics());
 }
 
 /// A silent upstream: the query moves on to the next after the read timeout, health checks
@@ -512,7 +571,8 @@ fn metrics_have_corednss_names() {
         (format!("coredns_forward_requests_total{{to=\"{to}\"}}"), 4.0),
         (format!("coredns_forward_responses_total{{rcode=\"NOERROR\",to=\"{to}\"}}"), 3.0),
         (format!("coredns_forward_request_duration_seconds_count{{rcode=\"NXDOMAIN\",to=\"{to}\"}}"), 1.0),
-        (format!("coredns_proxy_conn_cache_misses_total{{proto=\"udp\",proxy_name=\"forward\",to=\"{to}\"}}"), 4.0),
+        (format!("coredns_proxy_conn_cache_misses_total{{proto=\"udp\",proxy_name=\"forward\",to=\"{to}\"}}"), 1.0),
+        (format!("coredns_proxy_conn_cache_hits_total{{proto=\"udp\",proxy_name=\"forward\",to=\"{to}\"}}"), 3.0),
     ];
     for (series, value) in want {
         assert_eq!(metric(&s, &series), value, "{series}\n{m}");

@@ -111,6 +111,7 @@ impl Families {
             legacy_hc_failures: self.legacy_hc_failures.with(&[to]),
             tcp_hits: self.conn_hits.with(&[PROXY_NAME, to, stream]),
             tcp_misses: self.conn_misses.with(&[PROXY_NAME, to, stream]),
+            udp_hits: self.conn_hits.with(&[PROXY_NAME, to, "udp"]),
             udp_misses: self.conn_misses.with(&[PROXY_NAME, to, "udp"]),
             by_rcode: std::array::from_fn(|_| OnceLock::new()),
         }
@@ -126,6 +127,7 @@ pub struct UpstreamMetrics {
     legacy_hc_failures: Arc<Counter>,
     tcp_hits: Arc<Counter>,
     tcp_misses: Arc<Counter>,
+    udp_hits: Arc<Counter>,
     udp_misses: Arc<Counter>,
     /// The rcode-labelled series of rcodes below [`CACHED_RCODES`], made on first use.
     by_rcode: [OnceLock<RcodeSeries>; CACHED_RCODES],
@@ -174,14 +176,16 @@ impl UpstreamMetrics {
         self.legacy_hc_failures.inc();
     }
 
+    /// A pooled connection (or UDP socket) reused.
     pub fn conn_hit(&self, t: Transport) {
-        if t == Transport::Tcp {
-            self.tcp_hits.inc();
+        match t {
+            Transport::Tcp => self.tcp_hits.inc(),
+            Transport::Udp => self.udp_hits.inc(),
         }
     }
 
-    /// A new connection made; every UDP exchange is one (a fresh socket and source port). TCP
-    /// counts under `tcp-tls` for a DNS-over-TLS upstream.
+    /// A new connection (or UDP socket, with a new source port) made. TCP counts under
+    /// `tcp-tls` for a DNS-over-TLS upstream.
     pub fn conn_miss(&self, t: Transport) {
         match t {
             Transport::Tcp => self.tcp_misses.inc(),

@@ -42,8 +42,10 @@ use crate::dns::{Message, Name, Question, Rcode, Request, Response};
 use crate::plugin::{ErrorKind, Next, Plugin, ServeError};
 
 mod metrics;
+mod pool;
 mod setup;
 mod tls;
+mod udp;
 mod upstream;
 
 use metrics::Transport;
