@@ -58,6 +58,7 @@ pub use crate::dns::{Request, Response};
 pub mod fall;
 pub mod handles;
 pub mod lifecycle;
+pub mod reactor;
 pub mod registry;
 pub mod setup;
 pub mod testing;

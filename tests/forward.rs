@@ -16,8 +16,15 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::serialize::binary::BinEncodable;
 use upstreams::{Act, Knot, Scripted, a_records, answer};
 
+/// A server forwarding everything to `to`, with one UDP worker: pooled connections are kept per
+/// runtime (each UDP worker has its own), so the counts of reused ones are exact only with one.
 fn forward_to(to: &str, options: &str) -> TestServer {
-    TestServer::start(&format!(". {{\n    forward . {to} {{\n{options}\n    }}\n}}\n"))
+    TestServer::try_start_configured(
+        tempfile::tempdir().unwrap(),
+        &format!(". {{\n    forward . {to} {{\n{options}\n    }}\n}}\n"),
+        |o| o.udp_workers = Some(1),
+    )
+    .unwrap()
 }
 
 /// A query with EDNS (1232) and the DO bit.
@@ -442,6 +449,31 @@ fn tcp_connections_are_reused_until_they_expire() {
     std::thread::sleep(Duration::from_millis(800));
     query_udp(s.addr(), "www.example.test.", RecordType::A);
     assert_eq!(metric(&s, &label("misses")), 2.0);
+}
+
+/// A UDP client's forwarded query is finished on its UDP worker's own runtime, a TCP client's on
+/// the shared one, and a pooled connection is only ever handed back to the runtime that watches
+/// it: taken by the other, it would never be woken and the query would wait out its read
+/// timeout. Each runtime reuses its own connection.
+#[test]
+fn pooled_connections_stay_with_the_runtime_that_watches_them() {
+    let knot = Knot::start("");
+    let s = forward_to(&knot.addr.to_string(), "        force_tcp\n        read_timeout 1s");
+    for (i, over_tcp) in [false, true, false, true, false].into_iter().enumerate() {
+        let t = Instant::now();
+        let reply = if over_tcp {
+            query_tcp(s.addr(), "www.example.test.", RecordType::A)
+        } else {
+            query_udp(s.addr(), "www.example.test.", RecordType::A)
+        };
+        assert_eq!(rrs(&reply.answers), ["www.example.test. 300 IN A 192.0.2.1"], "query {i}");
+        assert!(t.elapsed() < Duration::from_millis(500), "query {i} (tcp: {over_tcp}) took {:?}", t.elapsed());
+    }
+    let label = |m: &str| {
+        format!("coredns_proxy_conn_cache_{m}_total{{proto=\"tcp\",proxy_name=\"forward\",to=\"{}\"}}", knot.addr)
+    };
+    // A connection for the shared runtime and one for the UDP worker, reused from then on.
+    assert_eq!((metric(&s, &label("misses")), metric(&s, &label("hits"))), (2.0, 3.0), "{}", s.metrics());
 }
 
 /// A reload that leaves an upstream's settings alone keeps its pooled connections.

@@ -104,7 +104,8 @@ fn start_in(dir: &Path, corefile: &str) -> Result<TestServer, String> {
     for f in ["ca.pem", "other-ca.pem"] {
         std::fs::copy(dir.join(f), tmp.path().join(f)).unwrap();
     }
-    TestServer::try_start_in(tmp, corefile)
+    // One UDP worker: connections are pooled per runtime, and each UDP worker has its own.
+    TestServer::try_start_configured(tmp, corefile, |o| o.udp_workers = Some(1))
 }
 
 #[test]

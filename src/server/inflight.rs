@@ -1,5 +1,6 @@
 //! Counting the queries and connections still being served, so shutdown can wait for them. The
-//! UDP workers, the TCP connections and the listeners that start them all hold it.
+//! UDP workers, the TCP connections and the listeners that start them all hold it; each UDP
+//! worker also counts its own queries that wait, to know where to sleep.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +21,11 @@ impl InFlight {
     pub fn enter(self: &Arc<Self>) -> InFlightGuard {
         self.n.fetch_add(1, Ordering::AcqRel);
         InFlightGuard(self.clone())
+    }
+
+    /// Nothing is being served.
+    pub(super) fn idle(&self) -> bool {
+        self.n.load(Ordering::Acquire) == 0
     }
 
     pub(super) async fn wait_idle(&self) {

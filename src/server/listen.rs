@@ -116,7 +116,6 @@ impl Server {
             b.udp,
             b.local,
             table.clone(),
-            self.inner.rt.clone(),
             self.inner.inflight.clone(),
             self.inner.threads.clone(),
         )?;

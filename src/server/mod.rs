@@ -60,6 +60,7 @@ pub mod http;
 mod inflight;
 pub mod listen;
 pub mod panic;
+mod parked;
 pub mod reload;
 mod tcp;
 mod udp;

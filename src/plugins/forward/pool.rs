@@ -1,7 +1,14 @@
 //! Idle connections (or UDP sockets) to one upstream, kept for the next query.
+//!
+//! An idle connection is handed only to a query running on the reactor it is registered with
+//! ([`reactor`](crate::plugin::reactor)): UDP workers finish their waiting queries on runtimes
+//! of their own, and a socket handed to another reactor would never be woken. A connection whose
+//! reactor has stopped is never matched again and is closed when it expires.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::plugin::reactor::{self, ReactorId};
 
 pub struct Pool<T> {
     idle: Mutex<Vec<Idle<T>>>,
@@ -10,6 +17,7 @@ pub struct Pool<T> {
 struct Idle<T> {
     item: T,
     used: Instant,
+    reactor: ReactorId,
 }
 
 impl<T> Pool<T> {
@@ -17,13 +25,18 @@ impl<T> Pool<T> {
         Pool { idle: Mutex::new(Vec::new()) }
     }
 
-    /// The most recently used idle item that has been idle for at most `expire`. Expired items
-    /// met on the way are closed.
+    /// The most recently used idle item of the calling reactor that has been idle for at most
+    /// `expire`. Expired items met on the way are closed.
     pub fn take(&self, expire: Duration) -> Option<T> {
+        let here = reactor::current();
         let mut idle = self.idle.lock().expect("pool lock");
-        while let Some(i) = idle.pop() {
-            if i.used.elapsed() <= expire {
-                return Some(i.item);
+        let mut i = idle.len();
+        while i > 0 {
+            i -= 1;
+            if idle[i].used.elapsed() > expire {
+                idle.remove(i);
+            } else if idle[i].reactor == here {
+                return Some(idle.remove(i).item);
             }
         }
         None
@@ -38,7 +51,7 @@ impl<T> Pool<T> {
         if max_idle != 0 && idle.len() >= max_idle {
             return;
         }
-        idle.push(Idle { item, used: Instant::now() });
+        idle.push(Idle { item, used: Instant::now(), reactor: reactor::current() });
     }
 
     /// Closes the items idle for longer than `expire`.
@@ -50,6 +63,28 @@ impl<T> Pool<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_go_back_to_their_own_reactor_newest_first() {
+        let pool = Pool::new();
+        let expire = Duration::from_secs(10);
+        pool.put(1, expire, 0);
+        pool.put(2, expire, 0);
+        let pool = std::sync::Arc::new(pool);
+        let other = pool.clone();
+        std::thread::spawn(move || {
+            reactor::start_own();
+            assert_eq!(other.take(expire), None, "another reactor's item was handed out");
+            other.put(3, expire, 0);
+            assert_eq!(other.take(expire), Some(3));
+            other.put(4, expire, 0);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(pool.take(expire), Some(2));
+        assert_eq!(pool.take(expire), Some(1));
+        assert_eq!(pool.take(expire), None);
+    }
 
     #[test]
     fn expired_items_are_closed_and_limits_hold() {
