@@ -79,33 +79,53 @@ impl Plugin for Kubernetes {
         if matches!(req.qtype(), RecordType::AXFR | RecordType::IXFR) {
             return Ok(Response::with_rcode(NAME, Rcode::REFUSED));
         }
-        let (outcome, synced) = {
-            let index = self.cluster.index.read();
-            let local_ips = self.local_ips.load();
-            (answer::answer(&self.settings, &index, &local_ips, req, zone), index.synced())
-        };
-        match outcome {
-            answer::Outcome::Answer(resp) => Ok(resp),
-            answer::Outcome::NoName { soa } => {
-                // As in CoreDNS, fallthrough is decided before the sync check.
-                if self.fall.through(req.qname()) {
-                    return next.run(req).await;
+        // Decided in a block of its own, so that the outcome (records and names, a few hundred
+        // bytes) is gone before anything is awaited: what lives across an await is part of this
+        // future, and the future is copied into its box on every query this plugin serves.
+        let external = {
+            let (outcome, synced) = {
+                let index = self.cluster.index.read();
+                let local_ips = self.local_ips.load();
+                (answer::answer(&self.settings, &index, &local_ips, req, zone), index.synced())
+            };
+            match outcome {
+                answer::Outcome::Answer(resp) => return Ok(resp),
+                answer::Outcome::NoName { soa } => {
+                    // As in CoreDNS, fallthrough is decided before the sync check.
+                    if !self.fall.through(req.qname()) {
+                        return no_name(soa, synced);
+                    }
+                    None
                 }
-                if !synced {
-                    return Err(ServeError::new(
-                        NAME,
-                        ErrorKind::NotReady,
-                        "not yet synced with the Kubernetes API: cannot tell whether the name exists",
-                    ));
-                }
-                let mut resp = Response::with_rcode(NAME, Rcode::NXDOMAIN);
-                resp.authoritative = true;
-                resp.authority.push(soa);
-                Ok(resp)
+                // Boxed for the same reason, as the future that resolves it through the
+                // server's chains is: an ExternalName is a rare answer.
+                answer::Outcome::Cname { cname, target } => Some(Box::new((cname, target))),
             }
-            answer::Outcome::Cname { cname, target } => Ok(self.external(req, cname, target).await),
+        };
+        match external {
+            Some(cname_target) => {
+                let (cname, target) = *cname_target;
+                Ok(Box::pin(self.external(req, cname, target)).await)
+            }
+            None => next.run(req).await,
         }
     }
+}
+
+/// A name the index does not have: NXDOMAIN with the zone's SOA once synced; before, SERVFAIL
+/// (`NotReady`), since the name may yet exist.
+fn no_name(soa: crate::dns::Record, synced: bool) -> Result<Response, ServeError> {
+    if !synced {
+        return Err(ServeError::new(
+            NAME,
+            ErrorKind::NotReady,
+            "not yet synced with the Kubernetes API: cannot tell whether the name exists",
+        ));
+    }
+    let mut resp = Response::with_rcode(NAME, Rcode::NXDOMAIN);
+    resp.authoritative = true;
+    resp.authority.push(soa);
+    Ok(resp)
 }
 
 impl Kubernetes {
