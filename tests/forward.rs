@@ -418,6 +418,41 @@ fn max_concurrent_refuses_beyond_the_limit() {
     assert_eq!(metric(&s, "coredns_forward_max_concurrent_rejects_total"), 4.0);
 }
 
+/// A UDP worker finishes its forwarded queries itself, on its own runtime: while dozens of them
+/// wait on an upstream that never answers, the same worker still reads its socket and answers
+/// everything else at once.
+#[test]
+fn queries_waiting_upstream_do_not_hold_up_the_workers_other_answers() {
+    let silent = Scripted::start(|_, _| vec![]);
+    let corefile = format!(
+        "slow.example {{\n    forward . {} {{\n        read_timeout 2s\n    }}\n}}\n. {{\n    whoami\n}}\n",
+        silent.addr
+    );
+    let s =
+        TestServer::try_start_configured(tempfile::tempdir().unwrap(), &corefile, |o| o.udp_workers = Some(1)).unwrap();
+    let waiting = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..32 {
+        let q = query_message(&format!("w{i}.slow.example."), RecordType::A);
+        waiting.send_to(&q.to_vec().unwrap(), s.addr()).unwrap();
+    }
+    // The last of them has reached the upstream, so all 32 wait in the worker.
+    assert!(
+        eventually(TIMEOUT, || (silent.count() >= 32).then_some(())).is_some(),
+        "{} reached the upstream",
+        silent.count()
+    );
+    for i in 0..5 {
+        let t = Instant::now();
+        let reply = query_udp(s.addr(), &format!("other{i}.example."), RecordType::A);
+        assert_eq!(reply.response_code, ResponseCode::NoError);
+        assert!(t.elapsed() < Duration::from_millis(500), "answered after {:?}", t.elapsed());
+    }
+    // And they were still waiting all along.
+    waiting.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 512];
+    assert!(waiting.recv(&mut buf).is_err(), "a forwarded query was answered before its read timeout");
+}
+
 /// Identical queries in flight at once cost the upstream one query.
 #[test]
 fn identical_inflight_misses_are_coalesced() {
