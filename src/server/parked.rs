@@ -1,10 +1,11 @@
 //! A query that waits, finished on the async runtime without waking the runtime to start it.
 //!
-//! The UDP workers answer on their own threads and hand a query whose chain waits (a forwarded
-//! query, sent upstream by the time it waits) to the runtime. `Handle::spawn` from a thread
-//! outside the runtime queues the task and wakes an idle worker, which polls it, finds it still
-//! waiting for its answer, and goes back to sleep: a thread wake-up and two context switches per
-//! forwarded query for nothing, about a third of the forwarding path's CPU at 5,000 queries/s.
+//! A UDP worker hands a query whose chain waits (a forwarded query, sent upstream by the time it
+//! waits) to its runtime. Spawned, the task would be polled again at once only to find it still
+//! waiting for its answer; and when the workers shared one multi-threaded runtime, a spawn from
+//! the worker's thread also woke an idle runtime thread for that poll: a wake-up and two context
+//! switches per forwarded query for nothing, about a third of the forwarding path's CPU at 5,000
+//! queries/s.
 //!
 //! [`park`] polls the future once more, on the calling thread, with a waker of its own. Whatever
 //! the future waits for (its upstream socket, its timeout) now holds that waker, and the task
