@@ -32,6 +32,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clusterdns_test_apiserver::{ClusterObject, TestApiServer};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::{EndpointConditions, EndpointSlice};
 use serde_json::value::RawValue;
@@ -208,56 +210,28 @@ fn changes(services: &[Service], slices: &[EndpointSlice], count: usize, kinds: 
 
 /// A DNS query for `name` A, with recursion desired and ID 0 (set when sent).
 fn query(name: &str) -> Vec<u8> {
-    let mut q = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
-}
-
-/// Skips a (possibly compressed) name at `at`; returns the offset after it.
-fn skip_name(m: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *m.get(at)? as usize;
-        match len {
-            0 => return Some(at + 1),
-            l if l & 0xc0 == 0xc0 => return Some(at + 2),
-            l => at += 1 + l,
-        }
-    }
+    let mut m = Message::new(0, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).expect("a DNS name"), RecordType::A));
+    m.to_vec().expect("an encodable query")
 }
 
 /// The response's ID, rcode and A addresses.
-fn parse(m: &[u8]) -> Option<(u16, u8, Vec<Ipv4Addr>)> {
-    if m.len() < 12 {
-        return None;
-    }
-    let id = u16::from_be_bytes([m[0], m[1]]);
-    let rcode = m[3] & 0x0f;
-    let (qd, an) = (u16::from_be_bytes([m[4], m[5]]), u16::from_be_bytes([m[6], m[7]]));
-    let mut at = 12;
-    for _ in 0..qd {
-        at = skip_name(m, at)? + 4;
-    }
-    let mut addresses = Vec::new();
-    for _ in 0..an {
-        at = skip_name(m, at)?;
-        let fixed = m.get(at..at + 10)?;
-        let (rtype, rdlen) = (u16::from_be_bytes([fixed[0], fixed[1]]), u16::from_be_bytes([fixed[8], fixed[9]]));
-        at += 10;
-        let rdata = m.get(at..at + rdlen as usize)?;
-        if rtype == 1 && rdlen == 4 {
-            addresses.push(Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3]));
-        }
-        at += rdlen as usize;
-    }
-    Some((id, rcode, addresses))
+fn parse(m: &[u8]) -> Option<(u16, ResponseCode, Vec<Ipv4Addr>)> {
+    let m = Message::from_vec(m).ok()?;
+    let addresses = m
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect();
+    Some((m.id, m.response_code, addresses))
 }
 
 /// Asks `name` A until the answer's rcode is one of `rcodes` or `limit` passes.
-fn wait_for(socket: &UdpSocket, server: SocketAddr, name: &str, rcodes: &[u8], limit: Duration) -> bool {
+fn wait_for(socket: &UdpSocket, server: SocketAddr, name: &str, rcodes: &[ResponseCode], limit: Duration) -> bool {
     let started = Instant::now();
     let q = query(name);
     let mut buf = [0u8; 4096];
@@ -437,7 +411,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     socket.set_read_timeout(Some(Duration::from_millis(50)))?;
     // Synced: a name that does not exist is NXDOMAIN (SERVFAIL until every watch has synced).
     let started = Instant::now();
-    if !wait_for(&socket, server, "absent-freshness.default.svc.cluster.local", &[3], Duration::from_secs(120)) {
+    if !wait_for(
+        &socket,
+        server,
+        "absent-freshness.default.svc.cluster.local",
+        &[ResponseCode::NXDomain],
+        Duration::from_secs(120),
+    ) {
         return Err(format!("{server} did not answer NXDOMAIN for an absent service within 120 s").into());
     }
     eprintln!("{server} synced after {:.2?}", started.elapsed());
