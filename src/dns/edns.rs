@@ -109,9 +109,7 @@ impl EdnsOptions {
         let data = &data[..data.len().min(u16::MAX as usize)];
         let mut wire = Vec::with_capacity(self.as_wire().len() + 4 + data.len());
         wire.extend_from_slice(self.as_wire());
-        wire.extend_from_slice(&code.to_be_bytes());
-        wire.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        wire.extend_from_slice(data);
+        put(&mut wire, code, data);
         self.wire = Some(wire.into_boxed_slice());
     }
 
@@ -120,11 +118,13 @@ impl EdnsOptions {
         if self.get(code).is_none() {
             return;
         }
-        let mut kept = EdnsOptions::new();
+        // The kept options' bytes, copied once into one allocation (none when nothing is kept).
+        let len: usize = self.iter().filter(|o| o.code != code).map(|o| 4 + o.data.len()).sum();
+        let mut kept = Vec::with_capacity(len);
         for o in self.iter().filter(|o| o.code != code) {
-            kept.push(o.code, o.data);
+            put(&mut kept, o.code, o.data);
         }
-        *self = kept;
+        self.wire = (!kept.is_empty()).then(|| kept.into_boxed_slice());
     }
 
     /// The extended DNS errors among the options (RFC 8914), in order.
@@ -139,6 +139,13 @@ impl EdnsOptions {
         data.extend_from_slice(e.text.as_bytes());
         self.push(code::EXTENDED_ERROR, &data);
     }
+}
+
+/// Writes one option, `code length data`, at the end of `wire`.
+fn put(wire: &mut Vec<u8>, code: u16, data: &[u8]) {
+    wire.extend_from_slice(&code.to_be_bytes());
+    wire.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    wire.extend_from_slice(data);
 }
 
 fn check_tiling(mut rest: &[u8]) -> Result<(), BadOptions> {
@@ -225,6 +232,9 @@ mod tests {
         assert_eq!(again.get(65001), Some(&[][..]));
         o.remove(code::COOKIE);
         assert_eq!(o.iter().map(|x| x.code).collect::<Vec<_>>(), [65001, code::PADDING]);
+        o.remove(65001);
+        o.remove(code::PADDING);
+        assert!(o.is_empty() && o == EdnsOptions::new(), "no options left is no options");
     }
 
     #[test]
